@@ -1,0 +1,1 @@
+"""Settings and operator-facing configuration (Prometheus rules, Grafana dashboard)."""

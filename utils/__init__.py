@@ -1,0 +1,1 @@
+"""Shared plumbing: atomic files, secret masking, logging, alerts, sd_notify, resources."""
