@@ -21,6 +21,9 @@ SECTIONS: dict[str, dict[str, str]] = {
         "clob_api_key": "secret: CLOB L2 API key (derived from PRIVATE_KEY when empty)",
         "clob_api_secret": "secret: CLOB L2 API secret",
         "clob_api_passphrase": "secret: CLOB L2 API passphrase",
+        "clob_signature_type": "order signer: 0 EOA, 1 Polymarket proxy (email/Magic), 2 Gnosis safe, 3 EIP-1271",
+        "clob_funder_address": "address holding the funds (proxy/safe wallet); empty = the PRIVATE_KEY's address",
+        "clob_request_timeout_seconds": "HTTP timeout of each CLOB request in live mode",
         "target_wallets": "comma-separated wallets to copy (empty: every wallet in the replay file)",
         "wallet_source": "replay (JSONL file shipped in the repo) | data_api (Polymarket Data API /activity)",
         "replay_file": "the replay JSONL file (relative paths resolve against the project root)",
@@ -76,6 +79,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "mcp_testing_source_packages": "comma-separated packages measured for coverage",
         "mcp_testing_timeout_seconds": "a test run is killed (whole process group) after this",
         "mcp_health_loop_seconds": "the sidecar's health loop interval (and systemd watchdog ping)",
+        "mcp_startup_timeout_seconds": "a sidecar server not ready within this many seconds counts as a failed start",
     },
     "Monitoring": {
         "monitoring_enabled": "run health checks",

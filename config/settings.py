@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     clob_api_key: SecretStr | None = None
     clob_api_secret: SecretStr | None = None
     clob_api_passphrase: SecretStr | None = None
+    clob_signature_type: int = Field(default=0, ge=0, le=3)
+    clob_funder_address: str | None = None
+    clob_request_timeout_seconds: float = Field(default=10.0, gt=0)
     target_wallets: CsvList = Field(default_factory=list)
     wallet_source: WalletSourceKind = WalletSourceKind.REPLAY
     replay_file: Path = Path("data/replay_trades.jsonl")
@@ -94,7 +97,7 @@ class Settings(BaseSettings):
     max_position_size: float = Field(default=200.0, gt=0)
     max_total_exposure: float = Field(default=800.0, gt=0)
     max_open_positions: int = Field(default=10, gt=0)
-    max_slippage: float = Field(default=0.02, ge=0, le=1)
+    max_slippage: float = Field(default=0.05, ge=0, le=1)
     min_order_size: float = Field(default=1.0, ge=0)
     max_orders_per_minute: int = Field(default=30, gt=0)
     stop_loss: float = Field(default=0.25, gt=0, le=1)
@@ -127,6 +130,7 @@ class Settings(BaseSettings):
     mcp_testing_source_packages: CsvList = Field(default_factory=lambda: ["core", "mcp", "utils", "config"])
     mcp_testing_timeout_seconds: float = Field(default=900.0, gt=0)
     mcp_health_loop_seconds: float = Field(default=60.0, gt=0)
+    mcp_startup_timeout_seconds: float = Field(default=30.0, gt=0)
 
     # --- monitoring (reference 000 §Configuration, 001 §Staging Configuration) ----------------
     monitoring_enabled: bool = True
@@ -179,6 +183,7 @@ class Settings(BaseSettings):
         "telegram_chat_id",
         "telegram_staging_chat_id",
         "alertmanager_url",
+        "clob_funder_address",
         "mcp_testing_python",
         mode="before",
     )

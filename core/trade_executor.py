@@ -1,0 +1,433 @@
+"""The trade executor: copies a followed wallet's trade through the pre-trade checks to the CLOB.
+
+One trade at a time (an asyncio lock), so two trades can never both pass the exposure checks with the
+same headroom. Latency is measured per order, decision → acknowledgement, on the monotonic
+`perf_counter_ns` clock, from the moment the executor starts deciding (after the lock) until the CLOB
+acknowledges; it covers the book fetch, the checks and the submit. The readers (`get_performance_metrics`,
+`monitor_risk_parameters`, `snapshot`) only copy small figures; they never call the CLOB.
+
+Sizing and which checks apply to entries and exits: see `core/pre_trade_checks.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from config.settings import Settings, get_settings
+from core.circuit_breaker import CircuitBreaker
+from core.clob.base import ClobClient, ClobError, OrderBook, OrderRequest, Side
+from core.execution_result import (
+    ERROR_KINDS,
+    RSS_REFRESH_SECONDS,
+    CachedRss,
+    ExecutionResult,
+    ExecutionStatus,
+    MemoryInfoSource,
+)
+from core.executor_reports import (
+    EXTRA_USAGE_PARAMETERS,
+    TRIP_KIND_PARAMETER,
+    assess_coverage,
+    coverage_impact_report,
+    risk_parameter_values,
+    usage_report,
+)
+from core.latency import DEFAULT_CAPACITY, LatencyRecorder
+from core.portfolio import FillOutcome, Portfolio
+from core.pre_trade_checks import (
+    RATE_WINDOW_SECONDS,
+    Decision,
+    OrderPlan,
+    RiskLimits,
+    check_balance,
+    check_breaker,
+    check_holding,
+    check_liquidity,
+    check_max_order,
+    check_min_order,
+    check_open_positions,
+    check_order_rate,
+    check_position_limit,
+    check_slippage,
+    check_stop_loss,
+    check_total_exposure,
+    check_trade_input,
+    plan_copy_order,
+    walk_book_by_size,
+)
+from core.risk_snapshot import SCHEMA_VERSION
+from core.wallet.base import WalletTrade
+from utils.secrets import mask_wallet
+
+log = logging.getLogger(__name__)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _default_breaker(settings: Settings) -> CircuitBreaker:
+    # the state folder may not exist on a fresh machine; the breaker must not start by crashing
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    return CircuitBreaker.from_settings(settings)
+
+
+def _default_clob(settings: Settings) -> ClobClient:
+    from core.clob.paper import PaperClobClient
+
+    return PaperClobClient(settings)
+
+
+class TradeExecutor:
+    """Copies trades after the pre-trade checks; keeps positions, latency and error counts; feeds the breaker."""
+
+    def __init__(
+        self,
+        clob_client: ClobClient | None = None,
+        *,
+        settings: Settings | None = None,
+        circuit_breaker: CircuitBreaker | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        latency_buffer_size: int = DEFAULT_CAPACITY,
+        timer_ns: Callable[[], int] = time.perf_counter_ns,
+        wall_clock: Callable[[], datetime] = _utc_now,
+        process: MemoryInfoSource | None = None,
+        rss_refresh_seconds: float = RSS_REFRESH_SECONDS,
+        seed_paper_books: bool | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else get_settings()
+        self.limits = RiskLimits.from_settings(self.settings)
+        self._owns_clob = clob_client is None
+        self.clob: ClobClient = clob_client if clob_client is not None else _default_clob(self.settings)
+        self.breaker = circuit_breaker if circuit_breaker is not None else _default_breaker(self.settings)
+        self.portfolio = Portfolio()
+        self.latency = LatencyRecorder(latency_buffer_size, budget_ms=self.settings.trading_latency_budget_ms)
+        self._clock = clock
+        self._timer_ns = timer_ns
+        self._wall_clock = wall_clock
+        self._rss = CachedRss(clock, process, rss_refresh_seconds)
+        self._lock = asyncio.Lock()
+        self._submits: deque[float] = deque()
+        self._order_seq = 0
+        self._trades: Counter[str] = Counter({status.value: 0 for status in ExecutionStatus})
+        self._denials: Counter[str] = Counter()
+        self._errors: Counter[str] = Counter({kind: 0 for kind in ERROR_KINDS})
+        self._breaker_feed_errors = 0
+        self._usage: dict[str, list[int]] = {}
+        daily_limit = self.breaker.get_state().get("daily_loss_limit")
+        self._risk_parameters = risk_parameter_values(
+            self.settings, float(daily_limit) if isinstance(daily_limit, int | float) else None
+        )
+        self._extra_parameters = {name: getattr(self.settings, name) for name in EXTRA_USAGE_PARAMETERS}
+        self._wallet = mask_wallet(self.settings.wallet_address)
+        # None: only when this executor built the paper client itself (a caller's client keeps its books)
+        self._seed_paper_books = self._owns_clob if seed_paper_books is None else seed_paper_books
+
+    # --- the copy path ------------------------------------------------------------------------------
+
+    async def execute_copy(self, trade: WalletTrade) -> ExecutionResult:
+        """Copy one trade of a followed wallet: size it, run every pre-trade check, send it, book the fill."""
+        async with self._lock:
+            result = await self._copy(trade)
+            self._count(result)
+        return result
+
+    async def enforce_stop_losses(self) -> list[ExecutionResult]:
+        """Exit each position whose book mid is STOP_LOSS or more below its cost (exits pass a halted breaker)."""
+        results: list[ExecutionResult] = []
+        async with self._lock:
+            for token_id in list(self.portfolio.positions):
+                result = await self._stop_loss_exit(token_id)
+                if result is not None:
+                    self._count(result)
+                    results.append(result)
+        return results
+
+    async def _copy(self, trade: WalletTrade) -> ExecutionResult:
+        decisions: list[Decision] = []
+        token_id, side = trade.token_id, trade.side
+        if not self._passes(decisions, check_trade_input(side, trade.size, trade.price)):
+            return self._denied(token_id, side, decisions)
+        if self.portfolio.cash is None:
+            failure = await self._load_cash(token_id, side, decisions)
+            if failure is not None:
+                return failure
+        start = self._timer_ns()
+        is_entry = side is Side.BUY
+        held = self.portfolio.held(token_id)
+        if is_entry:
+            allows = self.breaker.allows_new_entries()
+            gate = check_breaker(True, allows, "ACTIVE" if allows else str(self.breaker.state))
+        else:
+            gate = check_holding(held)
+        if not self._passes(decisions, gate):
+            return self._denied(token_id, side, decisions)
+        if self._seed_paper_books:
+            self._seed_book(token_id, trade.price)
+        try:
+            book = await self.clob.get_order_book(token_id)
+        except ClobError as e:
+            return self._failed(token_id, side, e, decisions)
+        self.portfolio.mark(token_id, book.mid())
+        plan = plan_copy_order(side, trade.size, self.limits.copy_ratio, held, book, self.limits.max_order_size)
+        self._use("copy_ratio", denied=False)
+        executed_reason = f"capped_by_{plan.capped_by}" if plan.capped_by else ""
+        return await self._checked_submit(
+            token_id, trade.market, plan, trade.price, book, decisions, start, executed_reason
+        )
+
+    def _seed_book(self, token_id: str, price: float) -> None:
+        # A paper book generated at random would sit far from where the followed wallet traded, and the
+        # slippage check would deny every copy. Each copied trade just happened at `price`, so that is where
+        # the simulated market is now: re-anchor at every copy. Clients without `seed_book` (live) are left alone.
+        seed_book = getattr(self.clob, "seed_book", None)
+        if seed_book is not None:
+            seed_book(token_id, price)
+
+    async def _stop_loss_exit(self, token_id: str) -> ExecutionResult | None:
+        position = self.portfolio.positions[token_id]
+        decisions: list[Decision] = []
+        start = self._timer_ns()
+        try:
+            book = await self.clob.get_order_book(token_id)
+        except ClobError as e:
+            return self._failed(token_id, Side.SELL, e, decisions)
+        mid = book.mid()
+        self.portfolio.mark(token_id, mid)
+        if self._passes(decisions, check_stop_loss(position.avg_price, mid, self.settings.stop_loss)):
+            return None
+        fill = walk_book_by_size(book.bids, position.size)
+        plan = OrderPlan(Side.SELL, position.size, position.size, fill, None, True)
+        best = book.best_bid()
+        reference = best if best is not None else position.avg_price
+        return await self._checked_submit(
+            token_id, position.market, plan, reference, book, decisions, start, "stop_loss"
+        )
+
+    def _order_checks(
+        self, token_id: str, plan: OrderPlan, reference_price: float, book: OrderBook
+    ) -> Iterator[Decision]:
+        # generated lazily: the first denial stops the rest, so usage counts show what really ran
+        limits, portfolio = self.limits, self.portfolio
+        notional = plan.fill.notional
+        yield check_liquidity(plan.fill)
+        yield check_min_order(notional, limits.min_order_size, plan.closes_position)
+        if plan.side is Side.BUY:
+            yield check_max_order(notional, limits.max_order_size)
+            yield check_position_limit(portfolio.position_notional(token_id), notional, limits.max_position_size)
+            yield check_total_exposure(portfolio.total_exposure, notional, limits.max_total_exposure)
+            yield check_open_positions(
+                len(portfolio.positions), token_id not in portfolio.positions, limits.max_open_positions
+            )
+            yield check_balance(portfolio.cash, plan.size * (plan.fill.worst_price or reference_price))
+        best = book.best_ask() if plan.side is Side.BUY else book.best_bid()
+        yield check_slippage(plan.side, plan.fill, reference_price, best, limits.max_slippage)
+        now = self._clock()
+        while self._submits and now - self._submits[0] >= RATE_WINDOW_SECONDS:
+            self._submits.popleft()
+        yield check_order_rate(self._submits, now, limits.max_orders_per_minute)
+
+    async def _checked_submit(
+        self,
+        token_id: str,
+        market: str,
+        plan: OrderPlan,
+        reference_price: float,
+        book: OrderBook,
+        decisions: list[Decision],
+        start_ns: int,
+        executed_reason: str,
+    ) -> ExecutionResult:
+        for decision in self._order_checks(token_id, plan, reference_price, book):
+            if not self._passes(decisions, decision):
+                return self._denied(token_id, plan.side, decisions)
+        self._order_seq += 1
+        order = OrderRequest(
+            token_id=token_id,
+            side=plan.side,
+            size=plan.size,
+            limit_price=plan.fill.worst_price or reference_price,
+            client_order_id=f"copy-{os.getpid()}-{self._order_seq}",
+        )
+        self._submits.append(self._clock())
+        try:
+            ack = await self.clob.place_order(order)
+        except ClobError as e:
+            return self._failed(token_id, plan.side, e, decisions, order)
+        latency_ms = self.latency.record_ns(self._timer_ns() - start_ns)
+        if ack.filled_size <= 0:
+            return ExecutionResult(
+                ExecutionStatus.FAILED, "unfilled", token_id, plan.side, order, ack, latency_ms, 0.0, tuple(decisions)
+            )
+        outcome = self.portfolio.apply_fill(token_id, market, plan.side, ack.filled_size, ack.avg_price)
+        if outcome.opened:
+            self.portfolio.mark(token_id, book.mid())  # a new position is marked at the book, not at its cost
+        self._feed_breaker(plan.side, outcome)
+        return ExecutionResult(
+            ExecutionStatus.EXECUTED,
+            executed_reason,
+            token_id,
+            plan.side,
+            order,
+            ack,
+            latency_ms,
+            outcome.realized_pnl,
+            tuple(decisions),
+        )
+
+    async def _load_cash(self, token_id: str, side: Side, decisions: list[Decision]) -> ExecutionResult | None:
+        # the first trade learns the balance once; fills keep it current after that (no I/O per trade)
+        try:
+            balance = await self.clob.get_balance()
+        except ClobError as e:
+            return self._failed(token_id, side, e, decisions)
+        self.portfolio.cash = float(balance)
+        self._feed_breaker(None, None)
+        return None
+
+    def _feed_breaker(self, side: Side | None, outcome: FillOutcome | None) -> None:
+        try:
+            if side is Side.SELL and outcome is not None:
+                self.breaker.record_trade_result(outcome.realized_pnl)
+            equity = self.portfolio.equity()
+            if equity is not None:
+                self.breaker.update_equity(equity)
+        except Exception:
+            # the fill already happened and must stay booked; the failure is counted and logged loudly
+            self._breaker_feed_errors += 1
+            log.exception("could not feed the circuit breaker after a fill; its view of P&L may lag")
+
+    # --- bookkeeping --------------------------------------------------------------------------------
+
+    def _passes(self, decisions: list[Decision], decision: Decision) -> bool:
+        decisions.append(decision)
+        key = decision.parameter or ("circuit_breaker" if decision.check == "circuit_breaker" else None)
+        if key is not None:
+            self._use(key, denied=not decision.allowed)
+        if not decision.allowed and decision.check == "circuit_breaker":
+            trip_kind = self.breaker.get_state().get("trip_kind")
+            parameter = TRIP_KIND_PARAMETER.get(str(trip_kind))
+            if parameter is not None:
+                self._use(parameter, denied=True)
+        return decision.allowed
+
+    def _use(self, key: str, *, denied: bool) -> None:
+        counts = self._usage.get(key)
+        if counts is None:
+            counts = self._usage[key] = [0, 0]
+        counts[0] += 1
+        if denied:
+            counts[1] += 1
+
+    def _denied(self, token_id: str, side: Side, decisions: list[Decision]) -> ExecutionResult:
+        last = decisions[-1]
+        log.debug("order denied for token …%s: %s", token_id[-8:], last.message)
+        reason = last.reason.value if last.reason is not None else last.check
+        return ExecutionResult(ExecutionStatus.DENIED, reason, token_id, side, decisions=tuple(decisions))
+
+    def _failed(
+        self,
+        token_id: str,
+        side: Side,
+        error: ClobError,
+        decisions: list[Decision],
+        order: OrderRequest | None = None,
+    ) -> ExecutionResult:
+        kind = error.kind if error.kind in ERROR_KINDS else "other"
+        self._errors[kind] += 1
+        try:
+            self.breaker.record_error(kind)
+        except Exception:
+            self._breaker_feed_errors += 1
+            log.exception("could not record a %s error in the circuit breaker", kind)
+        log.warning("CLOB %s error for token …%s: %s", kind, token_id[-8:], error)
+        return ExecutionResult(
+            ExecutionStatus.FAILED, f"clob_{kind}", token_id, side, order, decisions=tuple(decisions)
+        )
+
+    def _count(self, result: ExecutionResult) -> None:
+        self._trades[result.status.value] += 1
+        if result.status is ExecutionStatus.DENIED:
+            self._denials[result.reason] += 1
+
+    def _errors_dict(self) -> dict[str, int]:
+        errors = {kind: self._errors[kind] for kind in ERROR_KINDS}
+        errors["total"] = sum(errors.values())
+        return errors
+
+    def _exposure(self) -> dict[str, Any]:
+        return {"total": self.portfolio.total_exposure, "by_market": self.portfolio.exposure_by_market()}
+
+    # --- readers (read-only, cheap, every value a fresh copy) ----------------------------------------
+
+    async def get_performance_metrics(self) -> dict[str, Any]:
+        """Latency percentiles (ms), trade outcomes, CLOB errors by kind, denials by reason."""
+        return {
+            "latency_ms": self.latency.summary(),
+            "latency_budget_ms": self.settings.trading_latency_budget_ms,
+            "trades": dict(self._trades),
+            "errors": self._errors_dict(),
+            "denials": dict(self._denials),
+            "breaker_feed_errors": self._breaker_feed_errors,
+            "realized_pnl": self.portfolio.realized_pnl,
+        }
+
+    async def monitor_risk_parameters(self) -> dict[str, Any]:
+        """Read-only view for the sidecar: parameters, breaker state, exposure, positions, memory."""
+        portfolio = self.portfolio
+        return {
+            "risk_parameters": dict(self._risk_parameters),
+            "breaker_state": str(self.breaker.state),
+            "exposure": self._exposure(),
+            "positions": portfolio.positions_list(),
+            "open_positions": len(portfolio.positions),
+            "cash": portfolio.cash,
+            "equity": portfolio.equity(),
+            "realized_pnl": portfolio.realized_pnl,
+            "memory": {"rss_mb": self._rss.mb(), "refresh_seconds": self._rss.refresh_seconds},
+            "read_only": True,
+        }
+
+    async def check_mcp_test_coverage_impact(self, coverage: float) -> dict[str, Any]:
+        """How a test-coverage figure (0..1) bears on the risk code; never changes trading."""
+        return coverage_impact_report(assess_coverage(coverage, self.settings.mcp_testing_coverage_target))
+
+    async def get_risk_parameter_usage_report(self) -> dict[str, Any]:
+        """Each risk parameter: value, setting, how many checks used it and how many denials it caused."""
+        usage = {key: (counts[0], counts[1]) for key, counts in self._usage.items()}
+        return usage_report(self._risk_parameters, self._extra_parameters, usage)
+
+    def snapshot(self) -> dict[str, Any]:
+        """The risk-snapshot payload (`state/risk_state.json`), built from cached figures."""
+        now = self._wall_clock()
+        breaker_state = self.breaker.get_state()
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "pid": os.getpid(),
+            "updated_at": now.isoformat(),
+            "updated_at_epoch": now.timestamp(),
+            "trading_mode": str(self.settings.trading_mode),
+            "trading_state": str(breaker_state.get("state", self.breaker.state)),
+            "wallet": self._wallet,
+            "breaker": breaker_state,
+            "risk_parameters": dict(self._risk_parameters),
+            "exposure": self._exposure(),
+            "positions": self.portfolio.positions_list(),
+            "latency_ms": self.latency.summary(),
+            "errors": self._errors_dict(),
+            "trades": dict(self._trades),
+            "denials": dict(self._denials),
+            "rss_mb": self._rss.mb(),
+        }
+
+    async def close(self) -> None:
+        """Close the CLOB client if this executor created it."""
+        if self._owns_clob:
+            await self.clob.close()
