@@ -34,8 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="reset the trading circuit breaker (clears any halt, including a daily-loss latch) and exit",
     )
     parser.add_argument("--duration", type=float, default=None, help="stop by itself after this many seconds")
-    parser.add_argument("--no-sidecar", action="store_true", help="do not spawn the sidecar (same as "
-                        "MCP_INTEGRATION_ENABLED=false)")
+    parser.add_argument(
+        "--no-sidecar", action="store_true", help="do not spawn the sidecar (same as MCP_INTEGRATION_ENABLED=false)"
+    )
     return parser.parse_args(argv)
 
 
@@ -97,6 +98,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
                 await task
         await source.close()
         await clob.close()
+        await breaker.drain_alerts()
     log.info("bot stopped; state flushed to %s", settings.state_dir)
     return EXIT_OK
 
@@ -112,14 +114,25 @@ def main(argv: list[str] | None = None) -> int:
     from utils.logging_setup import configure_logging
 
     configure_logging(settings, "polymarket_bot.log")
+    from core.circuit_breaker import BreakerPersistenceError
+
     if args.reset_circuit_breaker:
         from core.circuit_breaker import reset_from_cli
 
-        print(reset_from_cli(settings))
+        # run this while the bot is stopped: a running bot keeps its breaker in memory and would
+        # write its own state over the reset at its next change
+        try:
+            print(reset_from_cli(settings))
+        except BreakerPersistenceError as e:
+            print(f"cannot reset the circuit breaker: {e}", file=sys.stderr)
+            return EXIT_FATAL
         return EXIT_OK
     with_sidecar = settings.mcp_integration_enabled and not args.no_sidecar
     try:
         return asyncio.run(run_bot(settings, duration=args.duration, with_sidecar=with_sidecar))
+    except BreakerPersistenceError as e:
+        log.critical("refusing to trade without a working breaker state file: %s", e)
+        return EXIT_FATAL
     except Exception:
         log.critical("the bot stopped on an unexpected error", exc_info=True)
         return EXIT_FATAL

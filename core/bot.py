@@ -79,9 +79,7 @@ class CopyBot:
         for trade in trades:
             self.counters.trades_seen += 1
             result = await self.executor.execute_copy(trade)
-            self._report(
-                f"copy {trade.side} {trade.size:g}@{trade.price:.3f} token …{trade.token_id[-8:]}", result
-            )
+            self._report(f"copy {trade.side} {trade.size:g}@{trade.price:.3f} token …{trade.token_id[-8:]}", result)
         if self._clock() >= self._next_stop_loss_check:
             self._next_stop_loss_check = self._clock() + self.stop_loss_interval
             for result in await self.executor.enforce_stop_losses():

@@ -1,0 +1,146 @@
+"""main.py as an operator runs it: real processes, real signals, the state left behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from core.risk_snapshot import read_risk_snapshot
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def bot_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "STATE_DIR": str(tmp_path / "state"),
+        "LOG_DIR": str(tmp_path / "logs"),
+        "REPLAY_SPEED": "0",
+        "MCP_INTEGRATION_ENABLED": "false",
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.update(extra)
+    return env
+
+
+def run_main(tmp_path: Path, *args: str, timeout: float = 60, **extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), *args],
+        cwd=tmp_path,
+        env=bot_env(tmp_path, **extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return False
+
+
+def test_paper_run_copies_trades_and_leaves_a_valid_snapshot(tmp_path: Path) -> None:
+    done = run_main(tmp_path, "--duration", "4")
+    assert done.returncode == 0, done.stderr[-2000:]
+    snapshot = read_risk_snapshot(tmp_path / "state" / "risk_state.json")
+    assert snapshot["trades"]["executed"] > 0
+    assert snapshot["trading_mode"] == "paper"
+    assert "copy loop stopped" in done.stderr
+    assert (tmp_path / "logs" / "polymarket_bot.log").read_text().count("copy BUY") > 0
+    assert json.loads((tmp_path / "state" / "circuit_breaker.json").read_text())["schema_version"] == 1
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_the_bot_cleanly_and_flushes_state(tmp_path: Path, signum: int) -> None:
+    snapshot_path = tmp_path / "state" / "risk_state.json"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py")],
+        cwd=tmp_path,
+        env=bot_env(tmp_path, REPLAY_SPEED="20"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert wait_for(snapshot_path.exists), "the bot never published its snapshot"
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, stderr[-2000:]
+    assert f"received {signal.Signals(signum).name}" in stderr
+    assert "state flushed" in stderr
+    assert read_risk_snapshot(snapshot_path)["pid"] == process.pid
+
+
+def test_invalid_settings_exit_2_listing_every_bad_field(tmp_path: Path) -> None:
+    done = run_main(tmp_path, MAX_DAILY_LOSS="-5", DASHBOARD_PORT="eighty", TRADING_DAY_TIMEZONE="Nowhere/Land")
+    assert done.returncode == 2
+    for name in ("MAX_DAILY_LOSS", "DASHBOARD_PORT", "TRADING_DAY_TIMEZONE", "'eighty'"):
+        assert name in done.stderr
+    assert not (tmp_path / "state").exists(), "nothing may be written with invalid settings"
+
+
+def test_missing_replay_file_is_a_clear_fatal_error(tmp_path: Path) -> None:
+    done = run_main(tmp_path, "--duration", "2", REPLAY_FILE=str(tmp_path / "nope.jsonl"))
+    assert done.returncode == 1
+    assert "REPLAY_FILE" in done.stderr
+    assert "nope.jsonl" in done.stderr
+
+
+def test_reset_circuit_breaker_from_the_command_line(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "circuit_breaker.json").write_text("{ this is not json")
+    # a corrupt state file halts the bot; only a person clears that
+    run_main(tmp_path, "--duration", "1")
+    halted = json.loads((state / "circuit_breaker.json").read_text())
+    assert halted["state"] == "HALTED"
+    assert list(state.glob("circuit_breaker.json.corrupt-*"))
+    done = run_main(tmp_path, "--reset-circuit-breaker")
+    assert done.returncode == 0, done.stderr
+    assert "reset" in done.stdout.lower()
+    assert json.loads((state / "circuit_breaker.json").read_text())["state"] == "ACTIVE"
+
+
+def test_a_restart_keeps_the_days_risk(tmp_path: Path) -> None:
+    first = run_main(tmp_path, "--duration", "3")
+    assert first.returncode == 0, first.stderr[-2000:]
+    before = json.loads((tmp_path / "state" / "circuit_breaker.json").read_text())
+    second = run_main(tmp_path, "--duration", "1", REPLAY_FILE=str(write_empty_replay(tmp_path)))
+    assert second.returncode == 0, second.stderr[-2000:]
+    after = json.loads((tmp_path / "state" / "circuit_breaker.json").read_text())
+    assert after["day_start_equity"] == before["day_start_equity"]
+    assert after["state"] == before["state"]
+    assert after["trip_history"] == before["trip_history"]
+
+
+def write_empty_replay(tmp_path: Path) -> Path:
+    path = tmp_path / "empty.jsonl"
+    path.write_text("")
+    return path
+
+
+def test_an_unusable_state_dir_refuses_to_trade(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the state folder should be")
+    done = run_main(tmp_path, "--duration", "1", STATE_DIR=str(blocker))
+    assert done.returncode == 1
+    assert "not-a-dir" in done.stderr
+    assert "refusing to trade without a working breaker state file" in done.stderr
+    assert "Traceback" not in done.stderr
