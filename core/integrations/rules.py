@@ -1,0 +1,92 @@
+"""Pure trip rules of the MCP circuit breaker: sidecar resources, trading latency, test coverage.
+
+Each rule takes the figures and returns a verdict or the trip reason (None = no trip); the integrator
+applies them. Reasons carry the figures and the limits so an operator reading an alert knows both.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+# a CPU figure averaged over less than this is too noisy to count towards a trip (psutil's window is the
+# time since the previous sample; back-to-back checks give windows of milliseconds)
+MIN_CPU_WINDOW_SECONDS = 1.0
+
+# coverage below this fraction of the threshold trips the breaker; below the threshold alone only alerts
+CRITICAL_COVERAGE_FACTOR = 0.8
+
+
+class CoverageVerdict(StrEnum):
+    OK = "ok"
+    BELOW_THRESHOLD = "below_threshold"  # alert
+    CRITICAL = "critical"  # trip
+
+
+def coverage_verdict(coverage: float, threshold: float) -> CoverageVerdict:
+    """OK at or above the threshold, CRITICAL below 0.8 × threshold, BELOW_THRESHOLD in between."""
+    if coverage >= threshold:
+        return CoverageVerdict.OK
+    if coverage < CRITICAL_COVERAGE_FACTOR * threshold:
+        return CoverageVerdict.CRITICAL
+    return CoverageVerdict.BELOW_THRESHOLD
+
+
+def coverage_trip_reason(coverage: float, threshold: float) -> str | None:
+    """The trip reason when coverage is critically low, else None."""
+    if coverage_verdict(coverage, threshold) is not CoverageVerdict.CRITICAL:
+        return None
+    return (
+        f"test coverage {coverage:.1%} is below {CRITICAL_COVERAGE_FACTOR:.0%} of the {threshold:.1%} threshold "
+        f"({CRITICAL_COVERAGE_FACTOR * threshold:.1%})"
+    )
+
+
+@dataclass(frozen=True)
+class ResourceLimits:
+    """MCP_RESOURCE_LIMIT_CPU_PERCENT (percent of one CPU, like systemd's CPUQuota) and MCP_RESOURCE_LIMIT_MB."""
+
+    cpu_percent: float
+    memory_mb: float
+
+
+def within_limits(cpu_percent: float, memory_mb: float, limits: ResourceLimits) -> bool:
+    """True when both figures are at or under their limit."""
+    return cpu_percent <= limits.cpu_percent and memory_mb <= limits.memory_mb
+
+
+def next_cpu_breaches(
+    breaches_in_a_row: int, cpu_percent: float, limit_percent: float, window_seconds: float | None
+) -> int:
+    """The count of CPU checks over the limit in a row after this one; too short a window leaves it as is."""
+    if window_seconds is None or window_seconds < MIN_CPU_WINDOW_SECONDS:
+        return breaches_in_a_row
+    return breaches_in_a_row + 1 if cpu_percent > limit_percent else 0
+
+
+def resource_trip_reasons(
+    cpu_percent: float,
+    memory_mb: float,
+    limits: ResourceLimits,
+    *,
+    cpu_breaches_in_a_row: int,
+    cpu_breaches_required: int,
+) -> list[str]:
+    """Trip reasons for the sidecar's process tree. Memory over the limit trips at once; CPU must stay over
+    it for `cpu_breaches_required` checks in a row, so one busy sample does not open the breaker."""
+    reasons = []
+    if memory_mb > limits.memory_mb:
+        reasons.append(f"sidecar memory {memory_mb:.1f} MB is over MCP_RESOURCE_LIMIT_MB={limits.memory_mb:g}")
+    if cpu_percent > limits.cpu_percent and cpu_breaches_in_a_row >= cpu_breaches_required:
+        reasons.append(
+            f"sidecar CPU {cpu_percent:.1f}% is over MCP_RESOURCE_LIMIT_CPU_PERCENT={limits.cpu_percent:g} "
+            f"for {cpu_breaches_in_a_row} checks in a row"
+        )
+    return reasons
+
+
+def latency_trip_reason(p99_ms: float | None, samples: int, budget_ms: float) -> str | None:
+    """The trip reason when the trading latency p99 is over budget; None with no samples or no figure."""
+    if p99_ms is None or samples <= 0 or p99_ms <= budget_ms:
+        return None
+    return f"trading latency p99 {p99_ms:.1f} ms is over the {budget_ms:g} ms budget ({samples} trades measured)"
