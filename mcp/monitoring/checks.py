@@ -1,0 +1,84 @@
+"""The health checks of SPEC §6, built from Settings, each on its own interval.
+
+| component        | check                | judged on                                                   |
+|------------------|----------------------|-------------------------------------------------------------|
+| main_bot         | MainBotCheck         | snapshot present, valid and fresh; the bot's pid alive       |
+| trade_executor   | TradeExecutorCheck   | latency p99 vs budget, order error rate, the bot's RSS       |
+| circuit_breaker  | CircuitBreakerCheck  | trading state (HALTED critical), daily loss vs the percents  |
+| <each server>    | ServersCheck         | the supervisor's state of it and its own health()            |
+| sidecar          | SidecarCheck         | this process's CPU and RSS vs the monitoring / hard limits   |
+| host             | HostCheck            | host CPU, memory, and the disk holding STATE_DIR             |
+
+The `monitoring` component (the checks themselves on time?) is added by the service.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import psutil
+
+from config.settings import Settings
+from core.integrations.readonly import BREAKER_STATE_FILE_NAME
+from core.risk_snapshot import risk_snapshot_path
+from mcp.monitoring.base import Check, ComponentResult, Primable, Reading
+from mcp.monitoring.bot_checks import CircuitBreakerCheck, ErrorRateWindow, MainBotCheck, TradeExecutorCheck
+from mcp.monitoring.process_checks import HostCheck, ServersCheck, SidecarCheck
+from mcp.monitoring.sources import BotStateReader, PsutilLike, ServerStatesSource, StatusFileServerStates
+from mcp.monitoring.thresholds import HOST_INTERVAL_FACTOR, MIN_DURATION_INTERVALS, MonitoringLimits
+from mcp.status import STATUS_FILE_NAME
+
+__all__ = [
+    "Check",
+    "CircuitBreakerCheck",
+    "ComponentResult",
+    "ErrorRateWindow",
+    "HostCheck",
+    "MainBotCheck",
+    "Primable",
+    "Reading",
+    "ServersCheck",
+    "SidecarCheck",
+    "TradeExecutorCheck",
+    "build_checks",
+]
+
+
+def build_checks(
+    settings: Settings,
+    *,
+    psutil_like: PsutilLike = psutil,  # type: ignore[assignment]
+    pid_alive: Callable[[int], bool] = psutil.pid_exists,
+    server_states: ServerStatesSource | None = None,
+    state_dir: Path | None = None,
+    breaker_file: Path | None = None,
+    interval: float | None = None,
+    clock: Callable[[], float] = time.time,
+) -> list[Check]:
+    """Every check of the table above, with intervals from MONITOR_INTERVAL_SECONDS (or `interval`).
+
+    Without `server_states`, server states come from this process's supervisor status file.
+    """
+    base = float(interval if interval is not None else settings.monitor_interval_seconds)
+    folder = Path(state_dir) if state_dir is not None else Path(settings.state_dir)
+    limits = MonitoringLimits.from_settings(settings)
+    reader = BotStateReader(
+        risk_snapshot_path(folder), Path(breaker_file) if breaker_file is not None else folder / BREAKER_STATE_FILE_NAME
+    )
+    hold = base * MIN_DURATION_INTERVALS
+    host_interval = base * HOST_INTERVAL_FACTOR
+    host_hold = host_interval * MIN_DURATION_INTERVALS
+    if server_states is None:
+        # the supervisor rewrites its status file every MCP_HEALTH_LOOP_SECONDS; allow missing two ticks
+        max_age = 3 * settings.mcp_health_loop_seconds + 5
+        server_states = StatusFileServerStates(folder / STATUS_FILE_NAME, clock=clock, max_age=max_age)
+    return [
+        MainBotCheck(reader, pid_alive, limits, interval=base),
+        TradeExecutorCheck(reader, limits, interval=base, min_duration=hold),
+        CircuitBreakerCheck(reader, limits, max_daily_loss=settings.max_daily_loss, interval=base, min_duration=hold),
+        ServersCheck(server_states, interval=base, min_duration=hold),
+        SidecarCheck(psutil_like, limits, interval=base, min_duration=hold),
+        HostCheck(psutil_like, limits, folder, interval=host_interval, min_duration=host_hold),
+    ]

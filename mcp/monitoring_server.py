@@ -1,0 +1,203 @@
+"""The monitoring server: health checks of the bot and the sidecar, the dashboard and the metrics endpoint.
+
+It runs the checks of `mcp.monitoring` (each on its own interval, psutil off the event loop, the bot's
+files read-only) through a `MonitoringService`, and serves the metrics registry at
+http://DASHBOARD_HOST:METRICS_PORT/metrics from the same event loop. `health_report()` and `history()`
+are the cached bodies of the dashboard's GET /health and GET /api/history; `service` and `metrics` are
+public so the dashboard can mount them. With DASHBOARD_ENABLED it also serves the dashboard
+(mcp.dashboard: the page, /health, /api/history, /metrics, POST /reset-circuit-breaker) at
+http://DASHBOARD_HOST:DASHBOARD_PORT/, on the same event loop.
+
+    python -m mcp.main_mcp monitoring | grep -E "(cpu_percent|memory_mb)"   # one report per round
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from config.settings import Settings, get_settings
+from mcp.dashboard.app import ResetBreaker
+from mcp.dashboard.serve import integrator_reset, start_dashboard
+from mcp.monitoring.gate import GateStatusSource, IntegratorGateStatus
+from mcp.monitoring.http import metrics_app, start_site
+from mcp.monitoring.metrics import MonitoringMetrics
+from mcp.monitoring.service import AlertStatsSource, MonitoringService, alert_totals_from_manager
+from mcp.monitoring.sources import PsutilLike, ServerStatesSource
+
+logger = logging.getLogger(__name__)
+
+
+def _flat(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """Scalar figures only: what fits on one terminal line."""
+    return {key: value for key, value in figures.items() if not isinstance(value, Mapping | list | tuple)}
+
+
+def format_report(report: Mapping[str, Any]) -> list[str]:
+    """A health report as terminal lines: a header, then one line per component with its scalar figures."""
+    components = report.get("components") if isinstance(report.get("components"), Mapping) else {}
+    lines = [
+        f"{report.get('generated_at')} monitoring overall={report.get('status')} "
+        f"components={len(components)} uptime_seconds={report.get('uptime_seconds')}"
+    ]
+    for name, component in components.items():
+        figures = _flat(component.get("figures") or {})
+        shown = " ".join(f"{key}={value}" for key, value in figures.items())
+        lines.append(
+            f"  {name}: {component.get('status')} - {component.get('message')}" + (f" [{shown}]" if shown else "")
+        )
+    return lines
+
+
+class MonitoringServer:
+    """Runs the health checks, serves /metrics; tools: health_report, history.
+
+    Every source has a production default: psutil, the process's MCPRiskIntegrator (`gate_status`), the
+    process's alert manager (`alert_stats`), the supervisor's status file until `set_server_states` is
+    called (`server_states`). Tests pass fakes.
+    """
+
+    name = "monitoring"
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        *,
+        state_dir: Path | None = None,
+        breaker_file: Path | None = None,
+        psutil_like: PsutilLike = psutil,  # type: ignore[assignment]
+        pid_exists: Callable[[int], bool] = psutil.pid_exists,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+        interval: float | None = None,
+        report: Callable[[dict[str, Any]], None] | None = None,
+        server_states: ServerStatesSource | None = None,
+        gate_status: GateStatusSource | None = None,
+        alert_stats: AlertStatsSource | None = None,
+        registry: CollectorRegistry | None = None,
+        serve_metrics: bool | None = None,
+        metrics_host: str | None = None,
+        metrics_port: int | None = None,
+        serve_dashboard: bool | None = None,
+        dashboard_host: str | None = None,
+        dashboard_port: int | None = None,
+        reset_breaker: ResetBreaker | None = None,
+    ) -> None:
+        self.settings = settings if settings is not None else get_settings()
+        self.metrics = MonitoringMetrics(registry)
+        self._report_to = report
+        self.service = MonitoringService.from_settings(
+            self.settings,
+            psutil_like=psutil_like,
+            pid_alive=pid_exists,
+            server_states=server_states,
+            state_dir=state_dir,
+            breaker_file=breaker_file,
+            interval=interval,
+            clock=clock,
+            sleep=sleep,
+            metrics=self.metrics,
+            gate_status=IntegratorGateStatus(self.settings) if gate_status is None else gate_status,
+            alert_stats=alert_totals_from_manager if alert_stats is None else alert_stats,
+            on_round=self._after_round,
+        )
+        self.serve_metrics = self.settings.metrics_enabled if serve_metrics is None else serve_metrics
+        self.metrics_host = self.settings.dashboard_host if metrics_host is None else metrics_host
+        self.metrics_port = self.settings.metrics_port if metrics_port is None else metrics_port
+        self.metrics_bound_port: int | None = None
+        self.serve_dashboard = self.settings.dashboard_enabled if serve_dashboard is None else serve_dashboard
+        self.dashboard_host = self.settings.dashboard_host if dashboard_host is None else dashboard_host
+        self.dashboard_port = self.settings.dashboard_port if dashboard_port is None else dashboard_port
+        self.dashboard_bound_port: int | None = None
+        # None: the process's MCPRiskIntegrator.reset_mcp_circuit_breaker, looked up when the dashboard starts
+        self._reset_breaker = reset_breaker
+        self._runners: list[web.AppRunner] = []
+
+    def set_server_states(self, source: ServerStatesSource) -> None:
+        """Judge the sidecar's servers from the supervisor's per-server states (`source`) from now on."""
+        self.service.set_server_states(source)
+
+    async def run(self, ready: asyncio.Event) -> None:
+        """Serve /metrics and the dashboard, check at once, say ready, then run every check when due until cancelled."""
+        try:
+            if self.serve_dashboard:
+                reset = self._reset_breaker if self._reset_breaker is not None else await integrator_reset()
+                runner, self.dashboard_bound_port = await start_dashboard(
+                    self.settings,
+                    self,
+                    registry=self.metrics.registry,
+                    reset_breaker=reset,
+                    host=self.dashboard_host,
+                    port=self.dashboard_port,
+                )
+                self._runners.append(runner)
+            if self.serve_metrics:
+                runner, self.metrics_bound_port = await start_site(
+                    metrics_app(self.metrics.registry),
+                    self.metrics_host,
+                    self.metrics_port,
+                    setting="METRICS_PORT",
+                    what="Prometheus metrics",
+                )
+                self._runners.append(runner)
+            await self.service.run(ready)
+        finally:
+            # shielded: a second cancellation during the stop must not leave a port bound
+            await asyncio.shield(self._stop_http())
+
+    async def _stop_http(self) -> None:
+        runners, self._runners = self._runners, []
+        for runner in reversed(runners):
+            await runner.cleanup()
+        self.metrics_bound_port = None
+        self.dashboard_bound_port = None
+
+    def _after_round(self, service: MonitoringService) -> None:
+        if self._report_to is not None:
+            self._report_to(service.health_report())
+
+    async def check_once(self) -> dict[str, Any]:
+        """Run the checks that are due now (all of them the first time) and return the health report."""
+        await self.service.run_round()
+        return self.service.health_report()
+
+    def health(self) -> dict[str, Any]:
+        """For the supervisor: this server's own status (checks on time?) and every component in brief."""
+        own = self.service.monitoring_component()
+        report = self.service.health_report()
+        return {
+            "status": own["status"],
+            "message": own["message"],
+            "overall": report["status"],
+            "rounds": self.service.rounds,
+            "metrics_endpoint": None
+            if self.metrics_bound_port is None
+            else f"http://{self.metrics_host}:{self.metrics_bound_port}/metrics",
+            "dashboard": None
+            if self.dashboard_bound_port is None
+            else f"http://{self.dashboard_host}:{self.dashboard_bound_port}/",
+            "components": {
+                name: {"status": component["status"], "message": component["message"], **_flat(component["figures"])}
+                for name, component in report["components"].items()
+            },
+        }
+
+    def health_report(self) -> dict[str, Any]:
+        """Overall status, every component (status, message, figures, since), the breaker and the gate."""
+        return self.service.health_report()
+
+    def history(self) -> dict[str, list[list[float]]]:
+        """Recent points for charts: trade latency p50/p99, sidecar CPU and RSS, coverage."""
+        return self.service.history()
+
+    def tools(self) -> Sequence[Callable[..., Any]]:
+        """The MCP tools of this server."""
+        return [self.health_report, self.history]
