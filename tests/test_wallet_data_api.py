@@ -374,7 +374,7 @@ async def test_bad_records_are_skipped_once_and_the_good_ones_used(
 async def test_a_slow_answer_times_out_and_the_next_poll_works(
     api: FakeDataApi, make_source: SourceFactory, fake_time: FakeTime
 ) -> None:
-    source = make_source(request_timeout=0.2)
+    source = make_source(request_timeout=1.0)
     await source.poll()
     api.add_trades(activity_record(WALLET_A, timestamp=fake_time.ts()))
     api.script(ScriptedResponse(body=[], delay=30.0))

@@ -29,7 +29,7 @@ from mcp.testing.runner import (
     plan_priority,
     run_process,
 )
-from tests.mcp.testing_projects import alive, alive_in_group
+from tests.mcp.testing_projects import alive_in_group, gone_soon
 
 
 class TestPlan:
@@ -285,6 +285,6 @@ class TestRunProcess:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
-        assert not alive(leader)
-        assert not alive(child)
+        assert gone_soon(leader)
+        assert gone_soon(child)
         assert alive_in_group(leader) == []

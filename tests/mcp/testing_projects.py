@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import stat
 import sys
+import time
 from pathlib import Path
 
 import psutil
@@ -158,3 +159,13 @@ def alive_in_group(pgid: int) -> list[int]:
         except (ProcessLookupError, psutil.Error):
             continue
     return found
+
+
+def gone_soon(pid: int, within: float = 5.0) -> bool:
+    """True once `pid` has died; SIGKILL is delivered asynchronously, so a killed process may take a moment."""
+    deadline = time.monotonic() + within
+    while alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
