@@ -14,10 +14,12 @@ from __future__ import annotations
 import asyncio
 import codecs
 import contextlib
+import errno
 import logging
 import os
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -223,6 +225,27 @@ async def _pump(stream: asyncio.StreamReader, tail: OutputTail, sink: OutputSink
             await asyncio.sleep(_BATCH_SECONDS)
 
 
+# Runs first in the child: asks the kernel to SIGKILL it when its parent (the sidecar) dies, then execs the
+# real command. Without it a sidecar killed with SIGKILL would leave a test run (maybe a hanging one)
+# running with nobody to enforce its timeout. The setting survives exec; preexec_fn is avoided on purpose
+# (it is unsafe in a process with threads).
+_ORPHAN_GUARD = (
+    "import ctypes, os, signal, sys\n"
+    "try:\n"
+    "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG\n"
+    "except (OSError, AttributeError):\n"
+    "    pass  # not Linux: the timeout still applies while the sidecar lives\n"
+    "os.execvp(sys.argv[1], sys.argv[1:])\n"
+)
+
+
+def orphan_guard_prefix(python: str = sys.executable) -> list[str]:
+    """The prefix that makes a test run die with the sidecar (Linux); empty elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return []
+    return [python, "-c", _ORPHAN_GUARD]
+
+
 async def run_process(
     argv: Sequence[str],
     *,
@@ -237,6 +260,11 @@ async def run_process(
     """Run `priority.prefix + argv` contained; stdout and stderr go to `tail` (and `sink`, as text)."""
     started = time.monotonic()
     command = [*priority.prefix, *argv]
+    if shutil.which(command[0]) is None:
+        # checked here because the orphan guard execs the command itself: a missing program would
+        # otherwise surface as an exit code instead of a clear spawn error
+        raise SpawnError(errno.ENOENT, f"cannot start {command[0]!r} (cwd {cwd}): no such executable")
+    command = [*orphan_guard_prefix(), *command]
     try:
         proc = await asyncio.create_subprocess_exec(
             *command,

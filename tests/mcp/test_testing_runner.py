@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -288,3 +289,33 @@ class TestRunProcess:
         assert gone_soon(leader)
         assert gone_soon(child)
         assert alive_in_group(leader) == []
+
+
+@pytest.mark.integration
+def test_a_test_run_dies_with_a_sidecar_killed_by_sigkill(tmp_path: Path) -> None:
+    """kill -9 of the sidecar must not leave its test run behind with nobody enforcing the timeout."""
+    pid_file = tmp_path / "child.pid"
+    child_script = tmp_path / "hang.py"
+    child_script.write_text(f"import os, time\nopen({str(pid_file)!r}, 'w').write(str(os.getpid()))\ntime.sleep(600)\n")
+    parent_script = (
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "from mcp.testing.runner import OutputTail, PriorityPlan, run_process\n"
+        f"child = [sys.executable, {str(child_script)!r}]\n"
+        f"asyncio.run(run_process(child, cwd=Path({str(tmp_path)!r}), env=os.environ, time_limit=600,"
+        " tail=OutputTail(), priority=PriorityPlan((), None, False)))\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", parent_script], cwd=Path(__file__).resolve().parents[2])
+    try:
+        deadline = time.monotonic() + 30
+        while not (pid_file.exists() and pid_file.read_text()):
+            assert time.monotonic() < deadline, "the test run never started"
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        parent.kill()
+        parent.wait()
+        assert gone_soon(child), "the test run outlived the SIGKILLed sidecar"
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
