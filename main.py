@@ -49,7 +49,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     from core.sidecar_process import SidecarProcess
     from core.trade_executor import TradeExecutor
     from core.wallet.factory import build_trade_source
-    from utils.alerts import send_telegram_alert
+    from utils.alerts import close_alerts, flush_alerts, send_telegram_alert
 
     async def alert(severity: str, message: str) -> None:
         await send_telegram_alert(message, severity=severity)
@@ -99,6 +99,8 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
         await source.close()
         await clob.close()
         await breaker.drain_alerts()
+        await flush_alerts(1.0)  # what is not delivered by then stays in the outbox for the next start
+        await close_alerts()
     log.info("bot stopped; state flushed to %s", settings.state_dir)
     return EXIT_OK
 

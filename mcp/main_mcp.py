@@ -1,6 +1,8 @@
 """The sidecar's entry point.
 
-    python -m mcp.main_mcp all                 # every server enabled by MCP_*_ENABLED, supervised
+    python -m mcp.main_mcp all                 # every server enabled by MCP_*_ENABLED, supervised, with the
+                                               # integrator's watch (risk_integrator) and, when TELEGRAM_BOT_TOKEN,
+                                               # _CHAT_ID and _ALLOWED_USER_IDS are set, the operator commands
     python -m mcp.main_mcp monitoring          # one server (also: codebase_search, testing); monitoring
                                                # prints its report (cpu_percent, memory_mb, …) each interval
     python -m mcp.main_mcp status [--json]     # the running sidecar's health; exit 1 when not healthy
@@ -42,11 +44,11 @@ import psutil
 
 from config.mcp_config import EXIT_BAD_CONFIG, load_or_exit
 from config.settings import Settings
-from mcp.registry import SERVERS, ServerFactory, build_servers, integrator_gate, selected_servers
+from mcp.registry import SERVERS, ServerFactory, build_servers, build_services, integrator_gate, selected_servers
 from mcp.server import Server
 from mcp.status import STATUS_FILE_NAME, status_command
 from mcp.supervisor import Outcome, Supervisor
-from utils.alerts import configure_alerts
+from utils.alerts import close_alerts, configure_alerts, flush_alerts
 from utils.logging_setup import configure_logging
 from utils.sd_notify import SystemdNotifier, watchdog_interval
 
@@ -54,9 +56,12 @@ logger = logging.getLogger("mcp.main")
 
 LOG_FILE_NAME = "mcp_servers.log"
 TARGET_NICENESS = 10
-# SIGTERM → exit within 10 s: servers get STOP_GRACE, alerts ALERT_TIMEOUT, leftovers LOOP_CLOSE each step
-STOP_GRACE_SECONDS = 5.0
+# SIGTERM → exit within 10 s: servers get STOP_GRACE, the shutdown alert ALERT_TIMEOUT, the alert outbox
+# ALERT_FLUSH then ALERT_CLOSE, leftovers LOOP_CLOSE each step: 4 + 1.5 + 1 + 0.75 + 2 × 0.75 = 8.75 s at worst
+STOP_GRACE_SECONDS = 4.0
 ALERT_TIMEOUT_SECONDS = 1.5
+ALERT_FLUSH_SECONDS = 1.0
+ALERT_CLOSE_SECONDS = 0.75
 LOOP_CLOSE_SECONDS = 0.75
 EXIT_OK, EXIT_FAILED = 0, 1
 
@@ -156,6 +161,9 @@ async def serve(
         wire = getattr(server, "set_server_states", None)
         if wire is not None:
             wire(lambda: supervisor.health_report()["servers"])
+        attach = getattr(server, "attach_supervisor", None)  # Telegram's /status reads the supervisor itself
+        if attach is not None:
+            attach(supervisor)
     try:
         outcome = await supervisor.run(stop)
     finally:
@@ -167,6 +175,30 @@ async def serve(
         return EXIT_FAILED
     logger.info("sidecar stopped cleanly")
     return EXIT_OK
+
+
+async def shutdown_alerts(
+    flush_seconds: float = ALERT_FLUSH_SECONDS, close_seconds: float = ALERT_CLOSE_SECONDS
+) -> None:
+    """Deliver what the alert outbox holds, then stop the delivery; each step bounded, nothing raised.
+
+    What is not delivered in time stays in the outbox and goes out at the next start.
+    """
+    try:
+        async with asyncio.timeout(flush_seconds):
+            if not await flush_alerts(flush_seconds):
+                logger.warning("alerts not delivered within %.1f s stay in the outbox", flush_seconds)
+    except TimeoutError:
+        logger.warning("alerts not delivered within %.1f s stay in the outbox", flush_seconds)
+    except Exception:
+        logger.exception("flushing the alerts failed; what is queued stays in the outbox")
+    try:
+        async with asyncio.timeout(close_seconds):
+            await close_alerts(close_seconds)
+    except TimeoutError:
+        logger.warning("alert delivery did not close within %.2f s", close_seconds)
+    except Exception:
+        logger.exception("closing the alert delivery failed")
 
 
 def _request_stop(stop: asyncio.Event, signame: str) -> None:
@@ -230,9 +262,16 @@ def run_servers(settings: Settings, command: str, *, hard_exit: bool = True) -> 
     if command == "monitoring":
         from mcp.monitoring_server import MonitoringServer
 
-        overrides["monitoring"] = lambda s, _gate: MonitoringServer(s, report=print_monitoring_report)
+        # beside a running sidecar its ports are taken: this command still prints its reports
+        overrides["monitoring"] = lambda s, _gate: MonitoringServer(
+            s, report=print_monitoring_report, http_optional=True
+        )
     gate = integrator_gate() if any(SERVERS[name].gated for name in names) else None
     servers, unavailable = build_servers(names, settings, overrides, gate=gate)
+    if command == "all":
+        # the integrator's watch and the Telegram commands belong to the one running sidecar
+        services, down = build_services(settings, servers)
+        servers, unavailable = [*servers, *services], {**unavailable, **down}
     share_servers_with_integrator(servers)
     niceness = lower_priority()
     logger.info("sidecar starting (pid %d, nice %d): %s", os.getpid(), niceness, ", ".join(s.name for s in servers))
@@ -244,6 +283,7 @@ def run_servers(settings: Settings, command: str, *, hard_exit: bool = True) -> 
     try:
         code = loop.run_until_complete(serve(settings, servers, unavailable=unavailable, notifier=notifier))
     finally:
+        loop.run_until_complete(shutdown_alerts())  # in this loop: the alert worker lives here
         clean = _close_loop(loop, executor)
         notifier.close()
     if not clean and hard_exit:

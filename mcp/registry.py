@@ -2,7 +2,8 @@
 
 Adding a server means one entry here. Each factory imports its module only when called, so a server whose
 module cannot be imported is reported as unavailable by name instead of breaking the others. The servers
-that do heavy work (scans, test runs) receive the MCPRiskIntegrator's gate.
+that do heavy work (scans, test runs) receive the MCPRiskIntegrator's gate. `SERVICES` (the integrator's
+watch, the Telegram commands) run only in `all`, beside the servers, supervised like them.
 """
 
 from __future__ import annotations
@@ -108,3 +109,63 @@ def integrator_gate() -> Gate | None:
     except Exception:
         logger.exception("the MCP risk integrator is unavailable: heavy work (scans, test runs) runs ungated")
         return None
+
+
+# --- services: background work of `all` only --------------------------------------------------------
+# A service is supervised like a server (restarts, health, status) but has no command of its own and is
+# never served over stdio: the integrator's watch belongs to the one running sidecar, and Telegram allows
+# one getUpdates consumer per token. A factory sees the built servers and may return None: off for these
+# settings (it logs why).
+ServiceFactory = Callable[[Settings, Sequence[Server]], Server | None]
+
+
+def _named(servers: Sequence[Server], name: str) -> Any:
+    return next((server for server in servers if server.name == name), None)
+
+
+def _risk_integrator(settings: Settings, servers: Sequence[Server]) -> Server:
+    from mcp.risk_watch import RiskWatchServer
+
+    # always on, never gated: it is what trips and recovers the MCP breaker behind the gate
+    return RiskWatchServer(settings, testing=_named(servers, "testing"))
+
+
+def _telegram_commands(settings: Settings, servers: Sequence[Server]) -> Server | None:
+    from mcp.telegram_backend import build_telegram_commands
+
+    return build_telegram_commands(settings, servers)
+
+
+SERVICES: dict[str, ServiceFactory] = {
+    "risk_integrator": _risk_integrator,
+    "telegram_commands": _telegram_commands,
+}
+
+
+def build_services(
+    settings: Settings,
+    servers: Sequence[Server],
+    factories: Mapping[str, ServiceFactory] | None = None,
+) -> tuple[list[Server], dict[str, str]]:
+    """Build the services of `all` beside `servers`; returns (services, {name: why unavailable}).
+
+    A factory that answers None leaves its service off; one that raises is reported, like a server.
+    """
+    built: list[Server] = []
+    unavailable: dict[str, str] = {}
+    for name, factory in (SERVICES if factories is None else factories).items():
+        if name in SERVERS:
+            raise ValueError(f"service name {name!r} is already a server name; expected a name not in {list(SERVERS)}")
+        try:
+            service = factory(settings, servers)
+        except Exception as e:
+            logger.exception("service %r cannot be built", name)
+            unavailable[name] = f"{type(e).__name__}: {e}"
+            continue
+        if service is None:
+            continue
+        if not isinstance(service, Server):
+            unavailable[name] = f"{type(service).__name__} does not implement the Server protocol"
+            continue
+        built.append(service)
+    return built, unavailable
