@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +25,10 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings, get_settings
-from mcp.dashboard.app import ResetBreaker
+from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, ResetBreaker
 from mcp.dashboard.serve import integrator_reset, start_dashboard
 from mcp.monitoring.gate import GateStatusSource, IntegratorGateStatus
-from mcp.monitoring.http import metrics_app, start_site
+from mcp.monitoring.http import ServeError, metrics_app, start_site
 from mcp.monitoring.metrics import MonitoringMetrics
 from mcp.monitoring.service import AlertStatsSource, MonitoringService, alert_totals_from_manager
 from mcp.monitoring.sources import PsutilLike, ServerStatesSource
@@ -90,6 +90,9 @@ class MonitoringServer:
         dashboard_host: str | None = None,
         dashboard_port: int | None = None,
         reset_breaker: ResetBreaker | None = None,
+        http_optional: bool = False,
+        dashboard_extensions: Sequence[Extension] = (),
+        dashboard_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     ) -> None:
         self.settings = settings if settings is not None else get_settings()
         self.metrics = MonitoringMetrics(registry)
@@ -119,6 +122,12 @@ class MonitoringServer:
         self.dashboard_bound_port: int | None = None
         # None: the process's MCPRiskIntegrator.reset_mcp_circuit_breaker, looked up when the dashboard starts
         self._reset_breaker = reset_breaker
+        # True for `python -m mcp.main_mcp monitoring` beside a running sidecar: a taken port is a warning
+        # and the reports still print; the sidecar proper (`all`) fails loudly instead
+        self.http_optional = http_optional
+        # routes mounted on the dashboard's app (MCP over HTTP at /mcp) and the body limit they need
+        self.dashboard_extensions = tuple(dashboard_extensions)
+        self.dashboard_max_body_bytes = dashboard_max_body_bytes
         self._runners: list[web.AppRunner] = []
 
     def set_server_states(self, source: ServerStatesSource) -> None:
@@ -130,28 +139,44 @@ class MonitoringServer:
         try:
             if self.serve_dashboard:
                 reset = self._reset_breaker if self._reset_breaker is not None else await integrator_reset()
-                runner, self.dashboard_bound_port = await start_dashboard(
-                    self.settings,
-                    self,
-                    registry=self.metrics.registry,
-                    reset_breaker=reset,
-                    host=self.dashboard_host,
-                    port=self.dashboard_port,
+                self.dashboard_bound_port = await self._serve(
+                    start_dashboard(
+                        self.settings,
+                        self,
+                        registry=self.metrics.registry,
+                        reset_breaker=reset,
+                        host=self.dashboard_host,
+                        port=self.dashboard_port,
+                        extend=self.dashboard_extensions,
+                        max_body_bytes=self.dashboard_max_body_bytes,
+                    )
                 )
-                self._runners.append(runner)
             if self.serve_metrics:
-                runner, self.metrics_bound_port = await start_site(
-                    metrics_app(self.metrics.registry),
-                    self.metrics_host,
-                    self.metrics_port,
-                    setting="METRICS_PORT",
-                    what="Prometheus metrics",
+                self.metrics_bound_port = await self._serve(
+                    start_site(
+                        metrics_app(self.metrics.registry),
+                        self.metrics_host,
+                        self.metrics_port,
+                        setting="METRICS_PORT",
+                        what="Prometheus metrics",
+                    )
                 )
-                self._runners.append(runner)
             await self.service.run(ready)
         finally:
             # shielded: a second cancellation during the stop must not leave a port bound
             await asyncio.shield(self._stop_http())
+
+    async def _serve(self, starting: Awaitable[tuple[web.AppRunner, int]]) -> int | None:
+        """Await a site's start; the bound port, or None when it failed and HTTP is optional (logged)."""
+        try:
+            runner, port = await starting
+        except ServeError as e:
+            if not self.http_optional:
+                raise
+            logger.warning("%s; this process carries on without that endpoint", e)
+            return None
+        self._runners.append(runner)
+        return port
 
     async def _stop_http(self) -> None:
         runners, self._runners = self._runners, []

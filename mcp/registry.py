@@ -131,6 +131,10 @@ def _risk_integrator(settings: Settings, servers: Sequence[Server]) -> Server:
 
 
 def _telegram_commands(settings: Settings, servers: Sequence[Server]) -> Server | None:
+    if settings.telegram_bot_token is None:
+        # checked before the import: python-telegram-bot costs ~7 MB of RSS that a log-only sidecar never uses
+        logger.info("Telegram commands are off: TELEGRAM_BOT_TOKEN is not set")
+        return None
     from mcp.telegram_backend import build_telegram_commands
 
     return build_telegram_commands(settings, servers)

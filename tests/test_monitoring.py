@@ -394,15 +394,22 @@ async def test_a_server_s_cache_totals_become_the_cache_counters(tmp_path: Path)
 async def test_history_for_the_charts(tmp_path: Path) -> None:
     clock = Clock()
     server = make_server(tmp_path, clock)
-    server.set_server_states(lambda: {"testing": {"state": "running", "health": {"last_run": {"coverage": 0.87}}}})
-    for p99 in (10.0, 20.0):
+    runs = iter([{"run_id": 1, "coverage": 0.87}, {"run_id": 1, "coverage": 0.87}, {"run_id": 2, "coverage": 0.9}])
+    last_run: dict[str, object] = {}
+
+    def states() -> dict[str, object]:
+        return {"testing": {"state": "running", "health": {"last_run": last_run}}}
+
+    server.set_server_states(states)
+    for p99 in (10.0, 20.0, 30.0):
+        last_run.update(next(runs))
         write_state(tmp_path, bot_snapshot(clock.now, latency_ms={"p50": 2.0, "p99": p99, "count": 3}))
         await server.check_once()
         clock.advance(10)
     history = server.history()
-    assert history["trade_latency_p99_ms"] == [[NOW, 10.0], [NOW + 10, 20.0]]
-    assert history["coverage"] == [[NOW, 0.87], [NOW + 10, 0.87]]
-    assert [point[1] for point in history["sidecar_rss_mb"]] == [50.0, 50.0]
+    assert history["trade_latency_p99_ms"] == [[NOW, 10.0], [NOW + 10, 20.0], [NOW + 20, 30.0]]
+    assert history["coverage"] == [[NOW, 0.87], [NOW + 20, 0.9]]  # one point per test run
+    assert [point[1] for point in history["sidecar_rss_mb"]] == [50.0, 50.0, 50.0]
     assert set(history) == {
         "trade_latency_p99_ms",
         "trade_latency_p50_ms",

@@ -7,6 +7,7 @@ psutil is injected (the module by default) and every call to it runs in a worker
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -105,6 +106,7 @@ class ServersCheck:
         if isinstance(last_run, Mapping) and number(last_run.get("coverage")) is not None:
             figures["coverage"] = number(last_run.get("coverage"))
             figures["coverage_threshold"] = number(health.get("threshold"))
+            figures["coverage_run_id"] = last_run.get("run_id")
         cache = health.get("cache")
         if isinstance(cache, Mapping) and number(cache.get("hits")) is not None:
             # a server that keeps a cache reports {"hits": n, "requests": m} running totals in its health()
@@ -118,6 +120,9 @@ def sample_process(process: ProcessLike) -> tuple[float, float]:
     """(CPU percent since the previous call, RSS in MB) of `process`; blocking-safe only in a thread."""
     cpu = float(process.cpu_percent(interval=None))
     rss_mb = process.memory_info().rss / MB
+    # over a very short interval (the first sample right after priming) psutil's ratio is noise and can
+    # read thousands of percent; a process cannot use more than all the cores
+    cpu = min(cpu, 100.0 * (os.cpu_count() or 1))
     return round(cpu, 2), round(rss_mb, 1)
 
 

@@ -32,6 +32,7 @@ from mcp.monitoring.sources import PsutilLike, ServerStatesSource, number
 logger = logging.getLogger(__name__)
 
 HISTORY_SIZE = 360
+_NOTHING_CHARTED = object()
 HISTORY_SERIES = ("trade_latency_p99_ms", "trade_latency_p50_ms", "sidecar_cpu_percent", "sidecar_rss_mb", "coverage")
 # never spin, never sleep past the base interval (a check added or re-timed is picked up within one)
 MIN_SLEEP_SECONDS = 0.05
@@ -108,6 +109,7 @@ class MonitoringService:
         self._alert_stats = alert_stats
         self._on_round = on_round
         self._history = History(history_size)
+        self._charted_coverage_run: object = _NOTHING_CHARTED
         self._servers = next((check for check in checks if isinstance(check, ServersCheck)), None)
         self.started_at = clock()
         self.rounds = 0
@@ -224,7 +226,11 @@ class MonitoringService:
         if "testing" in fresh:
             coverage = number(fresh["testing"].figures.get("coverage"))
             self.metrics.set_coverage(coverage, self.settings.mcp_testing_coverage_target)
-            self._history.add("coverage", now, coverage)
+            run_id = fresh["testing"].figures.get("coverage_run_id")
+            # one chart point per test run, not one per check round
+            if coverage is not None and run_id != self._charted_coverage_run:
+                self._charted_coverage_run = run_id
+                self._history.add("coverage", now, coverage)
         elif self.rounds == 1:
             self.metrics.set_coverage(None, self.settings.mcp_testing_coverage_target)
 

@@ -41,6 +41,8 @@ def one_run(search_root: Path, stop_after_ready: float, *, wait_ready: bool = Tr
             MCP_SEARCH_ROOT=str(search_root),
             MCP_TESTING_PROJECT_ROOT=str(folder),
             NOTIFY_SOCKET=sock_path,
+            DASHBOARD_PORT="0",  # free ports: never collide with a running sidecar's 8080 / 9090
+            METRICS_PORT="0",
         )
         started = time.monotonic()
         process = subprocess.Popen(

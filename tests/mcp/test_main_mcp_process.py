@@ -57,6 +57,7 @@ def sidecar_env(tmp_path: Path) -> dict[str, str]:
         MCP_TESTING_PROJECT_ROOT=str(tiny_project(tmp_path / "test_tree")),
         MONITOR_INTERVAL_SECONDS="1",
         METRICS_PORT="0",  # any free port: never collide with a real Prometheus or another test on 9090
+        DASHBOARD_PORT="0",  # likewise for the dashboard's 8080
         PYTHONUNBUFFERED="1",
     )
     env["_CWD"] = str(work)

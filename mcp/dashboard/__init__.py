@@ -1,0 +1,6 @@
+"""The sidecar's dashboard: one page, /health, /api/history, /metrics and POST /reset-circuit-breaker."""
+
+from mcp.dashboard.app import build_dashboard_app, health_http_status
+from mcp.dashboard.security import DashboardBindError, check_bind_safety, is_loopback_host
+
+__all__ = ["DashboardBindError", "build_dashboard_app", "check_bind_safety", "health_http_status", "is_loopback_host"]
