@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: run test lint format bench sidecar system-deps clean help
+.PHONY: run test lint format bench system-deps interop-deps clean help
 
 help:
 	@echo "make run    - start the bot on paper trading with the sidecar (dashboard http://127.0.0.1:8080)"
@@ -26,7 +26,11 @@ run: $(STAMP)
 system-deps:
 	@bash scripts/install_test_deps.sh
 
-test: $(STAMP) system-deps
+# the official MCP SDK (1.x, 2.x) and the MCP Inspector, each in its own folder under .cache/ (never .venv)
+interop-deps: system-deps
+	@bash scripts/install_interop_deps.sh
+
+test: $(STAMP) system-deps interop-deps
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -80,6 +80,7 @@ SECTIONS: dict[str, dict[str, str]] = {
         "mcp_testing_timeout_seconds": "a test run is killed (whole process group) after this",
         "mcp_health_loop_seconds": "the sidecar's health loop interval (and systemd watchdog ping)",
         "mcp_startup_timeout_seconds": "a sidecar server not ready within this many seconds counts as a failed start",
+        "mcp_tools_page_size": "MCP tools/list page size (clients follow nextCursor; 50 lists every tool at once)",
     },
     "Monitoring": {
         "monitoring_enabled": "run health checks",

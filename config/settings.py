@@ -131,6 +131,7 @@ class Settings(BaseSettings):
     mcp_testing_timeout_seconds: float = Field(default=900.0, gt=0)
     mcp_health_loop_seconds: float = Field(default=60.0, gt=0)
     mcp_startup_timeout_seconds: float = Field(default=30.0, gt=0)
+    mcp_tools_page_size: int = Field(default=50, ge=1, le=1000)
 
     # --- monitoring (reference 000 §Configuration, 001 §Staging Configuration) ----------------
     monitoring_enabled: bool = True

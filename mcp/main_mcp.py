@@ -273,6 +273,9 @@ def run_servers(settings: Settings, command: str, *, hard_exit: bool = True) -> 
         services, down = build_services(settings, servers)
         servers, unavailable = [*servers, *services], {**unavailable, **down}
     share_servers_with_integrator(servers)
+    from mcp.tools.runtime import offer_tools_on_dashboard
+
+    offer_tools_on_dashboard(settings, servers)  # MCP over HTTP at /mcp on the dashboard's port
     niceness = lower_priority()
     logger.info("sidecar starting (pid %d, nice %d): %s", os.getpid(), niceness, ", ".join(s.name for s in servers))
     notifier = SystemdNotifier()

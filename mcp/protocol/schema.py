@@ -1,0 +1,150 @@
+"""JSON Schema (2020-12 subset) from Python type hints, and validation of decoded JSON against it.
+
+Supported hints: str, int, float, bool, None, `X | None` / Optional[X], list[X] / Sequence[X], tuple[X, ...],
+dict[str, X], Literal[...], and Annotated[X, "description"]. Anything else raises `SchemaError` when the
+tool is registered, so a tool whose arguments cannot be described is refused at start-up, not at call time.
+The validator covers exactly the keywords the generator emits (type, enum, items, additionalProperties,
+description, default) and coerces where JSON cannot tell types apart (1.0 for an integer, 1 for a float).
+"""
+
+from __future__ import annotations
+
+import collections.abc
+import types
+import typing
+from typing import Any, Literal, get_args, get_origin
+
+JSON_TYPES: dict[type, str] = {str: "string", bool: "boolean", int: "integer", float: "number", type(None): "null"}
+
+
+class SchemaError(TypeError):
+    """A type hint that cannot become a JSON Schema: the message names the hint and what is supported."""
+
+
+class ValidationFailure(ValueError):
+    """A value that does not match its schema: the message says where, what was expected, what was received."""
+
+
+def _literal_schema(values: tuple[Any, ...], where: str) -> dict[str, Any]:
+    kinds = set()
+    for value in values:
+        kind = JSON_TYPES.get(type(value))
+        if kind is None:
+            raise SchemaError(f"{where}: Literal values must be str, int, float, bool or None, received {value!r}")
+        kinds.add(kind)
+    schema: dict[str, Any] = {"enum": list(values)}
+    if len(kinds) == 1:
+        schema["type"] = kinds.pop()
+    return schema
+
+
+def schema_for(hint: Any, where: str) -> dict[str, Any]:
+    """The JSON Schema of one type hint; raises SchemaError for hints outside the supported set."""
+    if hint in JSON_TYPES:
+        return {"type": JSON_TYPES[hint]}
+    origin = get_origin(hint)
+    args = get_args(hint)
+    if origin is typing.Annotated:
+        schema = schema_for(args[0], where)
+        notes = [note for note in args[1:] if isinstance(note, str)]
+        if notes:
+            schema["description"] = " ".join(notes)
+        return schema
+    if origin is Literal:
+        return _literal_schema(args, where)
+    if origin in (typing.Union, types.UnionType):
+        members = [arg for arg in args if arg is not type(None)]
+        if len(members) != 1 or len(args) != 2:
+            raise SchemaError(f"{where}: only `X | None` unions are supported, received {hint!r}")
+        inner = schema_for(members[0], where)
+        if "enum" in inner:
+            nullable = {**inner, "enum": [*inner["enum"], None]}
+            if "type" in inner:
+                nullable["type"] = [inner["type"], "null"]
+            return nullable
+        kind = inner.get("type")
+        if not isinstance(kind, str):
+            raise SchemaError(f"{where}: cannot make {hint!r} nullable")
+        return {**inner, "type": [kind, "null"]}
+    if origin in (list, collections.abc.Sequence, collections.abc.Iterable) and len(args) == 1:
+        return {"type": "array", "items": schema_for(args[0], f"{where}[]")}
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return {"type": "array", "items": schema_for(args[0], f"{where}[]")}
+    if origin in (dict, collections.abc.Mapping) and len(args) == 2 and args[0] is str:
+        return {"type": "object", "additionalProperties": schema_for(args[1], f"{where}{{}}")}
+    raise SchemaError(
+        f"{where}: unsupported type hint {hint!r}; expected str, int, float, bool, None, X | None, list[X], "
+        "dict[str, X], Literal[...] or Annotated[X, 'description']"
+    )
+
+
+def _types_of(schema: dict[str, Any]) -> list[str]:
+    kind = schema.get("type")
+    if kind is None:
+        return []
+    return [kind] if isinstance(kind, str) else list(kind)
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return f"boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"number {value!r}"
+    if isinstance(value, str):
+        return f"string {value[:60]!r}" + ("…" if len(value) > 60 else "")
+    if isinstance(value, list):
+        return f"array of {len(value)} item(s)"
+    return "object"
+
+
+def _matches_type(value: Any, kind: str) -> tuple[bool, Any]:
+    """(does `value` match JSON type `kind`, the value coerced to the Python type)."""
+    if kind == "null":
+        return value is None, None
+    if kind == "boolean":
+        return isinstance(value, bool), value
+    if kind == "string":
+        return isinstance(value, str), value
+    if kind == "integer":
+        if isinstance(value, bool):
+            return False, value
+        if isinstance(value, int):
+            return True, value
+        if isinstance(value, float) and value.is_integer():
+            return True, int(value)
+        return False, value
+    if kind == "number":
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False, value
+        return True, float(value)
+    if kind == "array":
+        return isinstance(value, list), value
+    if kind == "object":
+        return isinstance(value, dict), value
+    return False, value
+
+
+def validate(value: Any, schema: dict[str, Any], where: str) -> Any:
+    """Check `value` against a schema made by `schema_for`; return it coerced, or raise ValidationFailure."""
+    if "enum" in schema:
+        if not any(value == option and type(value) is type(option) for option in schema["enum"]):
+            options = ", ".join(repr(option) for option in schema["enum"])
+            raise ValidationFailure(f"{where}: expected one of {options}, received {_describe(value)}")
+        return value
+    kinds = _types_of(schema)
+    if kinds:
+        for kind in kinds:
+            ok, coerced = _matches_type(value, kind)
+            if ok:
+                value = coerced
+                break
+        else:
+            raise ValidationFailure(f"{where}: expected {' or '.join(kinds)}, received {_describe(value)}")
+    if isinstance(value, list) and "items" in schema:
+        return [validate(item, schema["items"], f"{where}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
+        item_schema = schema["additionalProperties"]
+        return {key: validate(item, item_schema, f"{where}.{key}") for key, item in value.items()}
+    return value

@@ -1,0 +1,90 @@
+"""The one explicit table of the sidecar's MCP tools: what each server offers and how each tool is treated.
+
+A tool's policy says whether it only reads (annotations, caching), which gate kind guards it (the server
+itself asks the integrator's gate and returns status "deferred" with the reason; the kind is listed here so
+the heavy tools are known in one place), how long its result may be served from the cache, and which
+server's cached results it makes stale. A tool a server offers that is not in the table is still served,
+conservatively: not read-only, never cached, and a warning says it should be added here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mcp.protocol.registry import ToolRegistry
+
+logger = logging.getLogger(__name__)
+
+# every tool answers an object with a "status": "ok" and friends, "deferred" (gate), "error" (→ isError)
+STATUS_OBJECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"status": {"type": "string", "description": "ok, deferred, error, or a tool-specific state"}},
+    "required": ["status"],
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ToolPolicy:
+    """How the MCP layer treats one tool."""
+
+    read_only: bool
+    gate_kind: str | None = None
+    cache_ttl: float | None = None
+    invalidates: tuple[str, ...] = ()
+
+
+POLICIES: dict[str, ToolPolicy] = {
+    # codebase search: scans are heavy (gated by the server: "scan"); search_code is bounded and uncached
+    "search_code": ToolPolicy(read_only=True),
+    "find_risk_parameter_usages": ToolPolicy(read_only=True, gate_kind="scan"),
+    "risk_parameter_report": ToolPolicy(read_only=True, gate_kind="scan"),
+    # testing: a run is heavy (gated by the server: "test_run") and makes the cached coverage stale
+    "run_tests": ToolPolicy(read_only=False, gate_kind="test_run", invalidates=("testing",)),
+    "get_coverage": ToolPolicy(read_only=True, cache_ttl=5.0),
+    "coverage_history": ToolPolicy(read_only=True, cache_ttl=5.0),
+    # monitoring: cheap reads of cached state, refreshed at most once a second
+    "get_health": ToolPolicy(read_only=True, cache_ttl=1.0),
+    "get_risk_state": ToolPolicy(read_only=True, cache_ttl=1.0),
+    "get_metrics_summary": ToolPolicy(read_only=True, cache_ttl=1.0),
+    "get_gate_state": ToolPolicy(read_only=True, cache_ttl=1.0),
+}
+UNLISTED = ToolPolicy(read_only=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolSource:
+    """One server's tools and the root their path arguments are confined to."""
+
+    tools: Sequence[Callable[..., Any]]
+    root: Path | None = None
+
+
+def build_tool_registry(
+    sources: Mapping[str, ToolSource], policies: Mapping[str, ToolPolicy] | None = None
+) -> ToolRegistry:
+    """A registry with every server's tools, in server order; raises DuplicateToolError on a name clash."""
+    table = POLICIES if policies is None else policies
+    registry = ToolRegistry()
+    for server, source in sources.items():
+        for func in source.tools:
+            name = getattr(func, "__name__", repr(func))
+            policy = table.get(name)
+            if policy is None:
+                logger.warning("MCP tool %s of server %s has no policy in mcp.tools.catalog: not cached", name, server)
+            effective = policy or UNLISTED
+            registry.register(
+                func,
+                server=server,
+                read_only=effective.read_only,
+                gate_kind=effective.gate_kind,
+                cache_ttl=effective.cache_ttl,
+                root=source.root,
+                # an unlisted tool gets the schema its return hint implies, without promising a status
+                output_schema=STATUS_OBJECT_SCHEMA if policy is not None else None,
+                invalidates=effective.invalidates,
+            )
+    return registry
