@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,3 +26,16 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 @pytest.fixture
 def project_root() -> Path:
     return PROJECT_ROOT
+
+
+_RECURSION_LIMIT_AT_START = sys.getrecursionlimit()
+
+
+@pytest.fixture(autouse=True)
+def _restore_recursion_limit() -> Iterator[None]:
+    """eth_account (via py_ecc) raises the recursion limit to 100,000 when imported; with that limit deeply
+    nested input crashes the C JSON decoder instead of raising RecursionError. Tests run with the
+    interpreter's normal limit, as the product does (core/clob/polymarket.keep_recursion_limit)."""
+    sys.setrecursionlimit(_RECURSION_LIMIT_AT_START)
+    yield
+    sys.setrecursionlimit(_RECURSION_LIMIT_AT_START)

@@ -484,3 +484,29 @@ async def test_secrets_never_reach_the_logs(
         assert secret not in visible
     assert wallet.address not in visible.replace(fake.url, "")  # the wallet appears masked only
     assert wallet.address[-6:] in caplog.text
+
+
+def test_building_the_adapter_keeps_the_interpreters_recursion_limit() -> None:
+    """py_ecc raises the limit to 100,000 at import; the adapter undoes it so that deeply nested JSON
+    raises RecursionError instead of overflowing the C stack (a segfault of the bot)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = (
+        "import sys\n"
+        "from config.settings import Settings\n"
+        "from core.clob.polymarket import PolymarketClobClient\n"
+        "before = sys.getrecursionlimit()\n"
+        "PolymarketClobClient(Settings(_env_file=None, trading_mode='live', private_key='0x' + '11' * 32),"
+        " host='http://127.0.0.1:9')\n"
+        "import json\n"
+        "try:\n"
+        "    json.loads('[' * 200000)\n"
+        "except RecursionError:\n"
+        "    print('recursion-error', before, sys.getrecursionlimit())\n"
+    )
+    root = Path(__file__).resolve().parent.parent
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["recursion-error", "1000", "1000"]

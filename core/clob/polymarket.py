@@ -16,12 +16,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
 import logging
 import math
 import re
+import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -50,6 +52,18 @@ T = TypeVar("T")
 
 class PolymarketExtraMissingError(ImportError):
     """TRADING_MODE=live without the optional py-clob-client-v2 dependency installed."""
+
+
+@contextlib.contextmanager
+def keep_recursion_limit() -> Iterator[None]:
+    """Undo the library's import-time side effect: py_ecc (under eth_account) raises the interpreter's
+    recursion limit to 100,000, and with that limit deeply nested JSON overflows the C stack in json.loads
+    (a segfault of the whole bot) instead of raising RecursionError."""
+    limit = sys.getrecursionlimit()
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(limit)
 
 
 def load_library() -> ModuleType:
@@ -95,10 +109,12 @@ class PolymarketClobClient:
     """A ClobClient over Polymarket's CLOB V2 through py-clob-client-v2."""
 
     def __init__(self, settings: Settings, *, host: str | None = None, timeout_seconds: float | None = None) -> None:
-        library = load_library()
-        import httpx
-        from py_clob_client_v2.config import get_contract_config
-        from py_clob_client_v2.http_helpers import helpers as http_helpers
+        with keep_recursion_limit():
+            library = load_library()
+            import httpx
+            from py_clob_client_v2.client import ClobClient  # noqa: F401  (imported here, under the guard)
+            from py_clob_client_v2.config import get_contract_config
+            from py_clob_client_v2.http_helpers import helpers as http_helpers
 
         if settings.private_key is None:
             raise ValueError("TRADING_MODE=live needs PRIVATE_KEY (the wallet's key that signs orders), received none")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -94,6 +95,23 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+_JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKET = re.compile(r"[\[\]{}]")
+
+
+def _bracket_depth(text: str) -> int:
+    """The deepest bracket nesting of JSON text, strings ignored (cheap: only brackets are visited)."""
+    if text.count("[") + text.count("{") <= MAX_NESTING:
+        return 0
+    depth = deepest = 0
+    for match in _BRACKET.finditer(_JSON_STRING.sub("", text)):
+        depth += 1 if match.group() in "[{" else -1
+        deepest = max(deepest, depth)
+        if deepest > MAX_NESTING:
+            break
+    return deepest
+
+
 def decode(raw: bytes | str) -> Any:
     """UTF-8 JSON text → value; ProtocolError(-32700) for anything that is not valid JSON (NaN included)."""
     try:
@@ -104,6 +122,10 @@ def decode(raw: bytes | str) -> Any:
         ) from e
     if not text.strip():
         raise ProtocolError(PARSE_ERROR, "parse error: expected a JSON-RPC message, received an empty message")
+    if _bracket_depth(text) > MAX_NESTING:
+        # checked before json.loads: the C decoder recurses per level and deep enough input overflows the
+        # C stack (a segfault, not a RecursionError) — one hostile message must not kill the server
+        raise ProtocolError(PARSE_ERROR, f"parse error: JSON nested deeper than {MAX_NESTING} levels")
     try:
         value = json.loads(text, parse_constant=_reject_constant)
     except (ValueError, RecursionError) as e:
