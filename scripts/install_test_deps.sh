@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install what the test suite needs from the system. Tests whose tool is still missing skip loudly.
 set -uo pipefail
-packages=(ripgrep prometheus shellcheck wrk chromium prometheus-node-exporter nodejs npm)
+packages=(ripgrep prometheus shellcheck wrk chromium prometheus-node-exporter nodejs npm systemd curl)
 declare -A binary_of=([ripgrep]=rg [prometheus]=promtool [shellcheck]=shellcheck [wrk]=wrk [chromium]=chromium
-                      [prometheus-node-exporter]=prometheus-node-exporter [nodejs]=node [npm]=npm)
+                      [prometheus-node-exporter]=prometheus-node-exporter [nodejs]=node [npm]=npm
+                      [systemd]=systemd-analyze [curl]=curl)
 missing=()
 for pkg in "${packages[@]}"; do
   command -v "${binary_of[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")

@@ -1,0 +1,346 @@
+"""Helpers of the deployment scripts (scripts/deploy_mcp_servers.sh, scripts/mcp/*.sh), run with the install's
+own interpreter so that they read the settings exactly as the sidecar does.
+
+    python scripts/mcp/deploy_support.py settings --root /opt/polymarket-copy-bot
+    python scripts/mcp/deploy_support.py release-check --source ~/polymarket-copy-bot --root /opt/polymarket-copy-bot
+    python scripts/mcp/deploy_support.py components --status-json S --health-json H \
+        --cpu-limit 15 --memory-limit-mb 1000
+    python scripts/mcp/deploy_support.py error-rate --url http://127.0.0.1:9090/metrics
+    python scripts/mcp/deploy_support.py monitor --url U --status-file F --seconds 300 --interval 10 [--baseline R]
+    python scripts/mcp/deploy_support.py bot-status --state-dir D
+    python scripts/mcp/deploy_support.py sidecar-pid --state-dir D
+    python scripts/mcp/deploy_support.py missing-deps --root DIR
+
+Exit codes: 0 fine, 1 the check failed (printed), 2 bad arguments or invalid settings (printed on stderr).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from deploy_monitor import DEFAULT_MIN_EVENTS, monitor, pid_alive, probe, status_pid
+from deploy_rules import (
+    DEFAULT_MAX_RISE,
+    SERVER_NAMES,
+    MetricsFormatError,
+    Outcome,
+    overall_check,
+    parse_counts,
+    resource_checks,
+    server_checks,
+    sidecar_check,
+    sidecar_figures,
+)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+STATUS_FILE_NAME = "sidecar_status.json"
+SNAPSHOT_FILE_NAME = "risk_state.json"
+# modules a release must import before it replaces the running one
+RELEASE_MODULES = ("config.settings", "config.mcp_config", "mcp.main_mcp", "core.integrations.mcp_risk_integration")
+
+
+def _use_tree(root: Path) -> None:
+    """Import the project from `root` first, and read its .env from there (as the sidecar does from its cwd)."""
+    sys.path.insert(0, str(root))
+    os.chdir(root)
+
+
+class TreeError(RuntimeError):
+    """The tree is not a polymarket-copy-bot install: its configuration module does not import."""
+
+
+def _config_module(root: Path) -> tuple[type[Exception], Any]:
+    """(ConfigurationError, validate_monitoring_config) of the tree first on sys.path."""
+    try:
+        module = importlib.import_module("config.mcp_config")
+    except Exception as e:  # a tree whose config module is missing or broken is reported, not a traceback
+        raise TreeError(f"config.mcp_config of {root} does not import: {type(e).__name__}: {e}") from e
+    return module.ConfigurationError, module.validate_monitoring_config
+
+
+def settings_lines(settings: Any, root: Path) -> list[str]:
+    """KEY=VALUE lines the shell scripts read (paths made absolute against `root`)."""
+
+    def absolute(path: Path) -> Path:
+        return path if path.is_absolute() else root / path
+
+    values = {
+        "ENVIRONMENT": str(settings.environment),
+        "DASHBOARD_ENABLED": str(settings.dashboard_enabled).lower(),
+        "DASHBOARD_HOST": settings.dashboard_host,
+        "DASHBOARD_PORT": settings.dashboard_port,
+        "METRICS_ENABLED": str(settings.metrics_enabled).lower(),
+        "METRICS_PORT": settings.metrics_port,
+        "STATE_DIR": absolute(Path(settings.state_dir)),
+        "LOG_DIR": absolute(Path(settings.log_dir)),
+        "CPU_LIMIT_PERCENT": settings.mcp_resource_limit_cpu_percent,
+        "MEMORY_LIMIT_MB": settings.mcp_resource_limit_mb,
+        "CODEBASE_SEARCH_ENABLED": str(settings.mcp_codebase_search_enabled).lower(),
+        "TESTING_ENABLED": str(settings.mcp_testing_enabled).lower(),
+        "MONITORING_ENABLED": str(settings.mcp_monitoring_enabled).lower(),
+    }
+    lines = []
+    for key, value in values.items():
+        text = str(value)
+        if "\n" in text or "\r" in text:
+            raise ValueError(f"{key} must be one line, received {text!r}")
+        lines.append(f"{key}={text}")
+    return lines
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    """`settings`: print the install's settings as KEY=VALUE lines; exit 2 with every bad field when invalid."""
+    root = args.root.resolve()
+    _use_tree(root)
+    try:
+        configuration_error, validate = _config_module(root)
+    except TreeError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        settings = validate(root)
+        lines = settings_lines(settings, root)
+    except (configuration_error, ValueError) as e:
+        print(f"settings in {root}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n".join(lines))
+    return EXIT_OK
+
+
+def cmd_release_check(args: argparse.Namespace) -> int:
+    """`release-check`: import the release's modules and validate its settings against the install's .env."""
+    source, root = args.source.resolve(), args.root.resolve()
+    # the release's code, the install's configuration (.env in the install dir)
+    sys.path.insert(0, str(source))
+    if root.is_dir():
+        os.chdir(root)
+    failed = False
+    for name in RELEASE_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except Exception as e:  # any import-time error of the release is a reason not to deploy it
+            print(f"[FAIL] release imports {name}: {type(e).__name__}: {e}")
+            failed = True
+            continue
+        where = Path(getattr(module, "__file__", "") or "")
+        if source not in where.resolve().parents:
+            print(f"[FAIL] release imports {name}: expected it from {source}, received {where}")
+            failed = True
+    if failed:
+        return EXIT_FAILED
+    print(f"[PASS] release imports: {', '.join(RELEASE_MODULES)}")
+    configuration_error, validate = _config_module(source)
+    try:
+        validate(root if root.is_dir() else None)
+    except configuration_error as e:
+        print(f"[FAIL] release settings with the configuration of {root}: {e}")
+        return EXIT_FAILED
+    print(f"[PASS] release settings valid with the configuration of {root}")
+    return EXIT_OK
+
+
+def _load_json(path: Path | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def cmd_components(args: argparse.Namespace) -> int:
+    """`components`: print the sidecar, server and resource checks; exit 1 when one fails."""
+    status, health = _load_json(args.status_json), _load_json(args.health_json)
+    unknown = sorted(set(args.disabled) - set(SERVER_NAMES))
+    if unknown:
+        print(f"--disabled expects any of {list(SERVER_NAMES)}, received {unknown}", file=sys.stderr)
+        return EXIT_USAGE
+    checks = [overall_check(health), sidecar_check(status), *server_checks(status, health, frozenset(args.disabled))]
+    checks += resource_checks(sidecar_figures(status, health), args.cpu_limit, args.memory_limit_mb)
+    for check in checks:
+        print(check.line())
+    return EXIT_FAILED if any(check.outcome is Outcome.FAIL for check in checks) else EXIT_OK
+
+
+def cmd_error_rate(args: argparse.Namespace) -> int:
+    """`error-rate`: print rate=… errors=… events=… of a /metrics endpoint; exit 1 when unreadable."""
+    from deploy_monitor import fetch_text
+
+    try:
+        counts = parse_counts(fetch_text(args.url))
+    except (OSError, MetricsFormatError) as e:
+        print(f"cannot read the error rate from {args.url}: {e}", file=sys.stderr)
+        return EXIT_FAILED
+    rate = "none" if counts.rate is None else f"{counts.rate:.6f}"
+    print(f"rate={rate} errors={counts.errors:g} events={counts.events:g}")
+    return EXIT_OK
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """`monitor`: the monitoring step (deploy_monitor.monitor) against a live sidecar."""
+
+    def emit(line: str) -> None:
+        print(line, flush=True)
+
+    try:
+        ok = monitor(
+            seconds=args.seconds,
+            interval=args.interval,
+            probe=lambda: probe(args.url, args.status_file),
+            emit=emit,
+            baseline=args.baseline,
+            max_rise=args.max_rise,
+            allowed_misses=args.allowed_misses,
+            min_events=args.min_events,
+        )
+    except ValueError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+def bot_status_line(snapshot: dict[str, Any] | None, now: float, alive: bool | None) -> tuple[bool, str]:
+    """(running, sentence) for the bot described by its risk snapshot."""
+    if snapshot is None:
+        return False, "no risk snapshot (the bot has not run with this STATE_DIR, or it is unreadable)"
+    pid = snapshot.get("pid")
+    updated = snapshot.get("updated_at_epoch")
+    age = f"{now - updated:.0f} s old" if isinstance(updated, int | float) else "of unknown age"
+    if not alive:
+        return False, f"pid {pid} from the snapshot is not running (snapshot {age})"
+    return True, f"pid {pid}, trading_state {snapshot.get('trading_state')}, snapshot {age}"
+
+
+def cmd_bot_status(args: argparse.Namespace) -> int:
+    """`bot-status`: one line about the bot from its risk snapshot; exit 0 when it runs."""
+    snapshot = _load_json(args.state_dir / SNAPSHOT_FILE_NAME)
+    pid = snapshot.get("pid") if snapshot else None
+    alive = isinstance(pid, int) and not isinstance(pid, bool) and pid > 0 and pid_alive(pid)
+    running, line = bot_status_line(snapshot, time.time(), alive)
+    print(line)
+    return EXIT_OK if running else EXIT_FAILED
+
+
+def cmd_sidecar_pid(args: argparse.Namespace) -> int:
+    """`sidecar-pid`: print the live sidecar's pid from its status file; exit 1 when none."""
+    pid = status_pid(args.state_dir / STATUS_FILE_NAME)
+    if pid is None or not pid_alive(pid):
+        return EXIT_FAILED
+    print(pid)
+    return EXIT_OK
+
+
+_REQUIREMENT_NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
+def _satisfies(requirement: str, installed: str) -> bool:
+    """Whether version `installed` is in the range of `requirement` (presence is enough without `packaging`)."""
+    try:
+        from packaging.requirements import InvalidRequirement, Requirement
+    except ImportError:  # pip vendors packaging, but a bare venv may not have it installed
+        return True
+    try:
+        return Requirement(requirement).specifier.contains(installed, prereleases=True)
+    except InvalidRequirement as e:
+        raise ValueError(f"invalid requirement {requirement!r} in pyproject.toml: {e}") from e
+
+
+def unsatisfied(requirements: Sequence[str]) -> list[str]:
+    """The requirement strings the running interpreter does not satisfy (missing, or outside the version range)."""
+    from importlib import metadata
+
+    missing = []
+    for text in requirements:
+        match = _REQUIREMENT_NAME.match(text)
+        if match is None:
+            raise ValueError(f"expected a requirement such as 'aiohttp>=3.9', received {text!r}")
+        try:
+            installed = metadata.version(match.group(1))
+        except metadata.PackageNotFoundError:
+            missing.append(text)
+            continue
+        if not _satisfies(text, installed):
+            missing.append(text)
+    return missing
+
+
+def cmd_missing_deps(args: argparse.Namespace) -> int:
+    """`missing-deps`: print the [project].dependencies of a tree that this interpreter does not satisfy."""
+    import tomllib
+
+    path = args.root / "pyproject.toml"
+    try:
+        project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
+        requirements = project.get("dependencies", [])
+        if not isinstance(requirements, list):
+            raise ValueError(f"[project].dependencies must be a list, received {type(requirements).__name__}")
+        missing = unsatisfied([str(item) for item in requirements])
+    except (OSError, tomllib.TOMLDecodeError, ValueError) as e:
+        print(f"cannot read the dependencies from {path}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    for text in missing:
+        print(text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The helper's command line."""
+    parser = argparse.ArgumentParser(prog="deploy_support.py", description="Helpers of the deployment scripts.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    settings = commands.add_parser("settings", help="print the settings the scripts need as KEY=VALUE lines")
+    settings.add_argument("--root", type=Path, required=True)
+    settings.set_defaults(run=cmd_settings)
+    release = commands.add_parser("release-check", help="import a release and validate its settings")
+    release.add_argument("--source", type=Path, required=True)
+    release.add_argument("--root", type=Path, required=True)
+    release.set_defaults(run=cmd_release_check)
+    components = commands.add_parser("components", help="judge the servers and resources from status and /health")
+    components.add_argument("--status-json", type=Path)
+    components.add_argument("--health-json", type=Path)
+    components.add_argument("--disabled", action="append", default=[], metavar="SERVER")
+    components.add_argument("--cpu-limit", type=float, required=True)
+    components.add_argument("--memory-limit-mb", type=float, required=True)
+    components.set_defaults(run=cmd_components)
+    rate = commands.add_parser("error-rate", help="print the error rate of a /metrics endpoint")
+    rate.add_argument("--url", required=True)
+    rate.set_defaults(run=cmd_error_rate)
+    watch = commands.add_parser("monitor", help="sample the sidecar and fail when its error rate rises")
+    watch.add_argument("--url", required=True)
+    watch.add_argument("--status-file", type=Path, required=True)
+    watch.add_argument("--seconds", type=float, required=True)
+    watch.add_argument("--interval", type=float, required=True)
+    watch.add_argument("--baseline", type=float, default=None)
+    watch.add_argument("--max-rise", type=float, default=DEFAULT_MAX_RISE)
+    watch.add_argument("--allowed-misses", type=int, default=2)
+    watch.add_argument("--min-events", type=float, default=DEFAULT_MIN_EVENTS)
+    watch.set_defaults(run=cmd_monitor)
+    bot = commands.add_parser("bot-status", help="is the bot running? (from its risk snapshot)")
+    bot.add_argument("--state-dir", type=Path, required=True)
+    bot.set_defaults(run=cmd_bot_status)
+    sidecar = commands.add_parser("sidecar-pid", help="the running sidecar's pid (from its status file)")
+    sidecar.add_argument("--state-dir", type=Path, required=True)
+    sidecar.set_defaults(run=cmd_sidecar_pid)
+    deps = commands.add_parser("missing-deps", help="print the unsatisfied dependencies of a tree's pyproject.toml")
+    deps.add_argument("--root", type=Path, required=True)
+    deps.set_defaults(run=cmd_missing_deps)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one helper command; its exit code."""
+    args = build_parser().parse_args(argv)
+    return int(args.run(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,162 @@
+#!/usr/bin/env bash
+# Is the monitoring sidecar healthy? One [PASS]/[FAIL] line per check, exit 1 on any failure.
+#
+#   scripts/mcp/validate_health.sh [--staging|--production|--post-deploy]
+#
+#   --staging      read the settings as ENVIRONMENT=staging (.env.staging over .env)
+#   --production   read the settings as ENVIRONMENT=production
+#   --post-deploy  the sidecar was just (re)started: retry every 2 s for up to DEPLOY_HEALTH_WAIT_SECONDS
+#                  (default 60) until every check passes; stop early when its supervisor says it died
+#
+# Checks: settings valid; the sidecar healthy (`python -m mcp.main_mcp status --json`); its servers
+# codebase_search, testing and monitoring running and not critical (status and GET /health); the dashboard
+# (GET / → 200 on DASHBOARD_PORT) and /health answering; /metrics → 200 on METRICS_PORT with the sidecar's
+# series; the MCP risk integration module importing; the sidecar's CPU below MCP_RESOURCE_LIMIT_CPU_PERCENT
+# and its RSS below MCP_RESOURCE_LIMIT_MB (its own figures in /health); DEPLOY_MIN_FREE_MB free on the disk
+# of STATE_DIR. Hosts, ports and limits come from the install's settings (environment + .env).
+# Environment: DEPLOY_INSTALL_DIR (default: the tree holding this script), DEPLOY_HEALTH_WAIT_SECONDS,
+# DEPLOY_MIN_FREE_MB, DEPLOY_SUPERVISOR (see lib.sh).
+set -euo pipefail
+
+# shellcheck source=SCRIPTDIR/lib.sh
+source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
+
+HTTP_TIMEOUT=5
+WAIT_SECONDS=0
+case "${1:-}" in
+  "") ;;
+  --staging) export ENVIRONMENT=staging ;;
+  --production) export ENVIRONMENT=production ;;
+  --post-deploy) WAIT_SECONDS="${DEPLOY_HEALTH_WAIT_SECONDS:-60}" ;;
+  -h | --help)
+    print_header "$0"
+    exit 0
+    ;;
+  *)
+    error "unknown option '$1'; expected --staging, --production or --post-deploy"
+    exit 2
+    ;;
+esac
+if [ "$#" -gt 1 ]; then
+  error "expected at most one option, received $#: $*"
+  exit 2
+fi
+MIN_FREE_MB="${DEPLOY_MIN_FREE_MB:-$DEFAULT_MIN_FREE_MB}"
+if ! is_uint "$WAIT_SECONDS" || ! is_uint "$MIN_FREE_MB"; then
+  error "DEPLOY_HEALTH_WAIT_SECONDS and DEPLOY_MIN_FREE_MB must be whole numbers," \
+    "received '$WAIT_SECONDS' and '$MIN_FREE_MB'"
+  exit 2
+fi
+INSTALL_DIR="$(resolve_install_dir "$(cd -- "$MCP_SCRIPTS_DIR/../.." && pwd)")"
+PYTHON="$(venv_python "$INSTALL_DIR")"
+WORK="$(mktemp -d)"
+trap 'rm -rf -- "$WORK"' EXIT
+
+# http_get URL FILE: the HTTP status code (000 when nothing answered), body in FILE.
+http_get() {
+  curl -sS --max-time "$HTTP_TIMEOUT" -o "$2" -w '%{http_code}' -- "$1" 2>"$WORK/curl.err" || true
+}
+
+run_checks() {
+  local code disabled=() args=() free
+  if load_settings "$INSTALL_DIR"; then
+    pass "configuration: settings valid (ENVIRONMENT=$CFG_ENVIRONMENT, install $INSTALL_DIR)"
+  else
+    fail "configuration: $(printf '%s' "$CFG_ERROR" | head -n 12 | tr '\n' ' ')"
+  fi
+
+  rm -f -- "$WORK/status.json" "$WORK/health.json"
+  if [ -x "$PYTHON" ]; then
+    (cd -- "$INSTALL_DIR" && "$PYTHON" -m mcp.main_mcp status --json >"$WORK/status.json" 2>"$WORK/status.err") || true
+  fi
+
+  if [ "$CFG_DASHBOARD_ENABLED" = "true" ]; then
+    code="$(http_get "$(dashboard_url)/" "$WORK/page.html")"
+    if [ "$code" = "200" ]; then
+      pass "dashboard: GET $(dashboard_url)/ → HTTP 200"
+    else
+      fail "dashboard: GET $(dashboard_url)/ → HTTP $code $(head -c 200 "$WORK/curl.err")"
+    fi
+    code="$(http_get "$(dashboard_url)/health" "$WORK/health.json")"
+    case "$code" in
+      200 | 503) pass "dashboard /health: answers (HTTP $code; 503 means a component is critical)" ;;
+      *) fail "dashboard /health: GET $(dashboard_url)/health → HTTP $code $(head -c 200 "$WORK/curl.err")" ;;
+    esac
+  else
+    info "dashboard: skipped (DASHBOARD_ENABLED=false)"
+  fi
+
+  if [ "$CFG_METRICS_ENABLED" = "true" ]; then
+    code="$(http_get "$(metrics_url)" "$WORK/metrics.txt")"
+    if [ "$code" = "200" ] && grep -q '^monitoring_health_checks_total' "$WORK/metrics.txt"; then
+      pass "metrics: GET $(metrics_url) → HTTP 200 with the sidecar's series"
+    elif [ "$code" = "200" ]; then
+      fail "metrics: GET $(metrics_url) → HTTP 200 but no monitoring_health_checks_total (another service?)"
+    else
+      fail "metrics: GET $(metrics_url) → HTTP $code $(head -c 200 "$WORK/curl.err")"
+    fi
+  else
+    info "metrics: skipped (METRICS_ENABLED=false)"
+  fi
+
+  [ "$CFG_CODEBASE_SEARCH_ENABLED" = "true" ] || disabled+=(--disabled codebase_search)
+  [ "$CFG_TESTING_ENABLED" = "true" ] || disabled+=(--disabled testing)
+  [ "$CFG_MONITORING_ENABLED" = "true" ] || disabled+=(--disabled monitoring)
+  [ -s "$WORK/status.json" ] && args+=(--status-json "$WORK/status.json")
+  [ -s "$WORK/health.json" ] && args+=(--health-json "$WORK/health.json")
+  if [ -x "$PYTHON" ]; then
+    helper "$INSTALL_DIR" components "${args[@]}" "${disabled[@]}" \
+      --cpu-limit "$CFG_CPU_LIMIT_PERCENT" --memory-limit-mb "$CFG_MEMORY_LIMIT_MB" || true
+  else
+    fail "sidecar: no interpreter at $PYTHON"
+  fi
+
+  if [ -x "$PYTHON" ] && (cd -- "$INSTALL_DIR" && "$PYTHON" -c \
+    'from core.integrations.mcp_risk_integration import MCPRiskIntegrator, get_mcp_risk_integrator' \
+    >/dev/null 2>"$WORK/import.err"); then
+    pass "integration: core.integrations.mcp_risk_integration imports"
+  else
+    fail "integration: core.integrations.mcp_risk_integration does not import: $(tail -n 1 "$WORK/import.err" 2>/dev/null)"
+  fi
+
+  free="$(free_mb "$CFG_STATE_DIR")"
+  if [ -n "$free" ] && [ "$free" -ge "$MIN_FREE_MB" ]; then
+    pass "disk: ${free} MB free for $CFG_STATE_DIR (need $MIN_FREE_MB)"
+  else
+    fail "disk: ${free:-?} MB free for $CFG_STATE_DIR, need $MIN_FREE_MB (DEPLOY_MIN_FREE_MB)"
+  fi
+}
+
+# Under the pid-file supervisor: the sidecar we started has died (no point waiting for it).
+sidecar_died() {
+  local kind
+  kind="$(supervisor_kind)" || return 1
+  if [ "$kind" = "systemd" ]; then
+    systemctl is-failed --quiet "$MCP_SERVICE"
+  else
+    [ -f "$(pid_file_path "$INSTALL_DIR")" ] || return 1
+    if sidecar status "$INSTALL_DIR" >/dev/null; then return 1; fi
+  fi
+}
+
+deadline=$((SECONDS + WAIT_SECONDS))
+while true; do
+  report="$(run_checks)"
+  failures="$(grep -c '^\[FAIL\]' <<<"$report" || true)"
+  if [ "$failures" -eq 0 ] || [ "$SECONDS" -ge "$deadline" ]; then
+    break
+  fi
+  if sidecar_died; then
+    info "the sidecar's supervisor reports it is not running: not waiting any longer"
+    break
+  fi
+  info "waiting for the sidecar: $failures check(s) failing, $((deadline - SECONDS)) s left"
+  sleep 2
+done
+printf '%s\n' "$report"
+if [ "$failures" -eq 0 ]; then
+  pass "All health checks passed"
+  exit 0
+fi
+fail "$failures health check(s) failed"
+exit 1

@@ -1,0 +1,593 @@
+"""The deployment scripts, run for real: shellcheck; validate_health.sh against a live sidecar and against
+nothing; a staging dry run that changes nothing; the market-hours refusal; production deploys into a temporary
+install under the pid-file supervisor (as on a machine without systemd), a manual rollback, and a broken
+release rolled back automatically while the previous sidecar comes back.
+
+Every sidecar here is started by the scripts or by a fixture, on free loopback ports, and stopped by its pid.
+The install's .venv is a symlink to the interpreter environment running the tests.
+"""
+
+from __future__ import annotations
+
+import grp
+import hashlib
+import os
+import pwd
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = PROJECT_ROOT / "scripts"
+REQUIRED_TOOLS = ("bash", "curl", "tar", "flock", "setsid", "df")
+MISSING_TOOLS = [tool for tool in REQUIRED_TOOLS if shutil.which(tool) is None]
+needs_tools = pytest.mark.skipif(
+    bool(MISSING_TOOLS), reason=f"SKIPPED LOUDLY: the deployment scripts need {MISSING_TOOLS}, not installed"
+)
+RELEASE_PATHS = [
+    "core",
+    "mcp",
+    "utils",
+    "config",
+    "scripts",
+    "data",
+    "tests",
+    "main.py",
+    "pyproject.toml",
+    "constraints.txt",
+    "Makefile",
+    "README.md",
+    ".env.example",
+]
+STRIPPED_PREFIXES = ("MCP_", "DASHBOARD_", "METRICS_", "MONITOR", "TELEGRAM_", "ALERT", "DEPLOY_", "DAILY_LOSS_")
+STRIPPED_NAMES = {"ENVIRONMENT", "STATE_DIR", "LOG_DIR", "DRY_RUN", "NOTIFY_SOCKET", "PYTHONPATH"}
+MARKER = '\nif __name__ == "__main__":'
+# an account that exists everywhere, standing in for `polymarket` when the tests run as root
+SERVICE_USER = "nobody"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def script_env(install: Path, **extra: str) -> dict[str, str]:
+    """The caller's environment without our settings, pointed at `install`, under the pid-file supervisor."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_PREFIXES) and k not in STRIPPED_NAMES}
+    env.update(
+        DEPLOY_INSTALL_DIR=str(install),
+        DEPLOY_SUPERVISOR="pidfile",
+        DEPLOY_MIN_FREE_MB="50",
+        DEPLOY_SAMPLE_SECONDS="1",
+        PYTHONDONTWRITEBYTECODE="1",
+    )
+    env.update(extra)
+    return env
+
+
+def run(script: Path, *args: str, env: dict[str, str], timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run a script; stdout and stderr together, as an operator sees them."""
+    return subprocess.run(
+        [str(script), *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+def lines_with(output: str, tag: str) -> list[str]:
+    return [line for line in output.splitlines() if line.startswith(f"[{tag}]")]
+
+
+def tree_digest(root: Path, skip: tuple[str, ...] = ()) -> str:
+    """Names, types, modes and contents of everything under `root` (top-level folders in `skip` left out)."""
+    digest = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        if here == root:
+            dirnames[:] = [name for name in dirnames if name not in skip]
+        dirnames.sort()
+        for name in sorted(dirnames + filenames):
+            path = here / name
+            info = path.lstat()
+            digest.update(f"{path.relative_to(root)}\0{info.st_mode}\0".encode())
+            if path.is_symlink():
+                digest.update(os.readlink(path).encode())
+            elif path.is_file():
+                digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def snapshot_release(target: Path) -> Path:
+    """A copy of this repository's release files: what an operator deploys from a checkout."""
+    target.mkdir(parents=True)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", ".pytest_cache")
+    for name in RELEASE_PATHS:
+        source = PROJECT_ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, target / name, ignore=ignore, symlinks=True)
+        elif source.exists():
+            shutil.copy2(source, target / name)
+    return target
+
+
+def new_install(root: Path, **settings: str) -> Path:
+    """An install directory holding only its interpreter (.venv) and its configuration (.env)."""
+    root.mkdir(parents=True)
+    (root / ".venv").symlink_to(Path(sys.prefix))
+    lines = [f"{key.upper()}={value}" for key, value in settings.items()]
+    (root / ".env").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def sidecar_pid(install: Path) -> int | None:
+    """The pid in the install's pid file when it is a live sidecar, else None."""
+    try:
+        pid = int((install / "state" / "mcp_sidecar.pid").read_text().split()[0])
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError, IndexError):
+        return None
+    alive = stat.rsplit(")", 1)[1].split()[0] != "Z"
+    return pid if alive and b"mcp.main_mcp" in cmdline else None
+
+
+def deployed_source(install: Path) -> str:
+    text = (install / "DEPLOYED_VERSION").read_text()
+    match = re.search(r"^source=(.*)$", text, re.MULTILINE)
+    assert match, text
+    return match.group(1)
+
+
+def stop_sidecar(install: Path) -> None:
+    """Stop the sidecar of `install` through its supervisor; SIGKILL our pid if that did not work."""
+    supervisor = SCRIPTS / "mcp" / "pidfile_supervisor.sh"
+    run(supervisor, "stop", env=script_env(install), timeout=60)
+    pid = sidecar_pid(install)
+    if pid is not None:
+        os.kill(pid, signal.SIGKILL)
+
+
+def install_settings() -> dict[str, str]:
+    """Free ports and fast rounds. The test machine is shared, so the sidecar's CPU limit is lifted: its start-up
+    scan would otherwise turn it critical for a round and the monitoring step would see an unrelated rise."""
+    return {
+        "dashboard_port": str(free_port()),
+        "metrics_port": str(free_port()),
+        "monitor_interval_seconds": "1",
+        "mcp_health_loop_seconds": "1",
+        "mcp_resource_limit_cpu_percent": "100",
+    }
+
+
+# --- shellcheck -------------------------------------------------------------------------------------
+
+
+def shell_scripts() -> list[Path]:
+    found = []
+    for path in sorted(SCRIPTS.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts:
+            head = path.read_bytes()[:64]
+            if path.suffix == ".sh" or head.startswith(b"#!/usr/bin/env bash") or head.startswith(b"#!/bin/bash"):
+                found.append(path)
+    return found
+
+
+def test_every_script_is_shellcheck_clean() -> None:
+    shellcheck = shutil.which("shellcheck")
+    if shellcheck is None:
+        pytest.skip("SKIPPED LOUDLY: shellcheck is not installed (Debian package 'shellcheck'): scripts NOT checked")
+    scripts = shell_scripts()
+    assert {p.name for p in scripts} >= {
+        "deploy_mcp_servers.sh",
+        "deploy_staging.sh",
+        "deploy_production.sh",
+        "validate_health.sh",
+        "monitor_deployment.sh",
+        "rollback_mcp.sh",
+        "pidfile_supervisor.sh",
+        "lib.sh",
+    }
+    result = subprocess.run(
+        [shellcheck, "-x", *map(str, scripts)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+
+
+# --- validate_health.sh and monitor_deployment.sh against a live sidecar ---------------------------
+
+
+@dataclass
+class Live:
+    install: Path
+    process: subprocess.Popen[bytes]
+
+
+def linked_install(root: Path, **settings: str) -> Path:
+    """An install whose code is this repository (symlinks), for checks that need no copy."""
+    install = new_install(root, **settings)
+    for name in RELEASE_PATHS:
+        if (PROJECT_ROOT / name).exists():
+            (install / name).symlink_to(PROJECT_ROOT / name)
+    return install
+
+
+@pytest.fixture(scope="module")
+def live_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """`python -m mcp.main_mcp all` in a temporary install, waited for until `status` says healthy."""
+    install = linked_install(tmp_path_factory.mktemp("live") / "install", **install_settings())
+    env = script_env(install)
+    with (install / "sidecar.out").open("wb") as out:
+        process = subprocess.Popen(
+            [str(install / ".venv" / "bin" / "python"), "-m", "mcp.main_mcp", "all"],
+            cwd=install,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and process.poll() is None:
+            status = subprocess.run(
+                [str(install / ".venv" / "bin" / "python"), "-m", "mcp.main_mcp", "status"],
+                cwd=install,
+                env=env,
+                capture_output=True,
+                timeout=30,
+                check=False,
+            )
+            if status.returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail(f"the sidecar did not become healthy:\n{(install / 'sidecar.out').read_text()[-3000:]}")
+        yield Live(install, process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+
+EXPECTED_PASSES = (
+    "configuration",
+    "dashboard",
+    "dashboard /health",
+    "metrics",
+    "sidecar",
+    "codebase_search",
+    "testing",
+    "monitoring",
+    "sidecar CPU",
+    "sidecar memory",
+    "integration",
+    "disk",
+)
+
+
+@needs_tools
+@pytest.mark.parametrize("mode", [[], ["--staging"], ["--production"], ["--post-deploy"]], ids=str)
+def test_validate_health_passes_against_a_running_sidecar(live_sidecar: Live, mode: list[str]) -> None:
+    result = run(SCRIPTS / "mcp" / "validate_health.sh", *mode, env=script_env(live_sidecar.install))
+    assert result.returncode == 0, result.stdout
+    assert not lines_with(result.stdout, "FAIL"), result.stdout
+    passed = {line[len("[PASS] ") :].split(":", 1)[0] for line in lines_with(result.stdout, "PASS")}
+    assert passed >= set(EXPECTED_PASSES), result.stdout
+    assert result.stdout.rstrip().endswith("[PASS] All health checks passed")
+
+
+@needs_tools
+def test_monitor_deployment_watches_a_stable_sidecar(live_sidecar: Live) -> None:
+    script = SCRIPTS / "mcp" / "monitor_deployment.sh"
+    env = script_env(live_sidecar.install)
+    result = run(script, "--seconds", "2", "--interval", "1", env=env)
+    assert result.returncode == 0, result.stdout
+    assert f"[PASS] sidecar pid {live_sidecar.process.pid} stable for 2 s" in result.stdout
+    # no bot runs here, so main_bot is critical in every round: against a 0 % baseline that is a rise
+    worse = run(script, "--seconds", "1", "--interval", "1", "--baseline", "0", "--max-rise", "0", env=env)
+    assert worse.returncode == 1, worse.stdout
+    assert "limit +0.0)" in lines_with(worse.stdout, "FAIL")[-1]
+
+
+@needs_tools
+def test_validate_health_fails_when_nothing_runs(tmp_path: Path) -> None:
+    install = linked_install(tmp_path / "install", **install_settings())
+    result = run(SCRIPTS / "mcp" / "validate_health.sh", env=script_env(install))
+    assert result.returncode == 1
+    failed = {line[len("[FAIL] ") :].split(":", 1)[0] for line in lines_with(result.stdout, "FAIL")}
+    assert failed >= {"dashboard", "metrics", "sidecar", "codebase_search", "testing", "monitoring"}, result.stdout
+    assert re.search(r"^\[FAIL\] \d+ health check\(s\) failed$", result.stdout, re.MULTILINE)
+    assert "[PASS] integration" in result.stdout, "checks that can pass still run and pass"
+
+
+@needs_tools
+def test_validate_health_names_invalid_settings(tmp_path: Path) -> None:
+    install = linked_install(tmp_path / "install", monitor_interval_seconds="-5", dashboard_port=str(free_port()))
+    result = run(SCRIPTS / "mcp" / "validate_health.sh", env=script_env(install))
+    assert result.returncode == 1
+    configuration = [line for line in lines_with(result.stdout, "FAIL") if line.startswith("[FAIL] configuration")]
+    assert configuration and "MONITOR_INTERVAL_SECONDS" in configuration[0], result.stdout
+
+
+@needs_tools
+@pytest.mark.parametrize(
+    ("script", "args", "code", "message"),
+    [
+        ("mcp/validate_health.sh", ["--bogus"], 2, "unknown option '--bogus'"),
+        ("mcp/monitor_deployment.sh", ["--seconds", "soon"], 2, "expected non-negative numbers"),
+        ("mcp/monitor_deployment.sh", ["--seconds"], 2, "--seconds needs a value"),
+        ("mcp/rollback_mcp.sh", ["--backup"], 2, "--backup needs a file"),
+        ("mcp/rollback_mcp.sh", [], 1, "no backup to restore"),
+        ("mcp/pidfile_supervisor.sh", ["reload"], 2, "usage:"),
+        ("deploy_mcp_servers.sh", [], 2, "usage:"),
+        ("deploy_mcp_servers.sh", ["prod"], 2, "unknown argument 'prod'"),
+        ("deploy_mcp_servers.sh", ["production", "--monitor-seconds", "5m"], 2, "must be a whole number"),
+    ],
+)
+def test_scripts_refuse_malformed_arguments(
+    tmp_path: Path, script: str, args: list[str], code: int, message: str
+) -> None:
+    install = new_install(tmp_path / "install")
+    before = tree_digest(install)
+    result = run(SCRIPTS / script, *args, env=script_env(install, DEPLOY_NOW_HOUR="20"))
+    assert result.returncode == code, result.stdout
+    assert message in result.stdout
+    assert tree_digest(install) == before
+
+
+@needs_tools
+def test_rollback_refuses_an_archive_that_writes_outside_the_release(tmp_path: Path) -> None:
+    install = linked_install(tmp_path / "install")
+    evil = tmp_path / "mcp_20260101T000000Z.tar.gz"
+    payload = tmp_path / "payload.txt"
+    payload.write_text("overwrites the bot's state")
+    with tarfile.open(evil, "w:gz") as archive:
+        archive.add(payload, arcname="state/risk_state.json")
+    before = tree_digest(install)
+    result = run(SCRIPTS / "mcp" / "rollback_mcp.sh", "--backup", str(evil), env=script_env(install))
+    assert result.returncode == 1
+    assert "[ERROR] backup" in result.stdout and "state/risk_state.json" in result.stdout
+    assert tree_digest(install) == before
+
+
+# --- deploy: dry runs and the market-hours guard ----------------------------------------------------
+
+
+@needs_tools
+def test_staging_deploy_on_a_new_install_is_a_dry_run_that_changes_nothing(tmp_path: Path) -> None:
+    install = new_install(tmp_path / "install", **install_settings())
+    before = tree_digest(install)
+    env = script_env(install, DEPLOY_NOW_HOUR="11", DEPLOY_SOURCE_DIR=str(PROJECT_ROOT))
+    result = run(SCRIPTS / "mcp" / "deploy_staging.sh", env=env)
+    assert result.returncode == 0, result.stdout
+    assert "DRY_RUN=1" in result.stdout and "[INFO] DRY_RUN mode completed: no changes made" in result.stdout
+    assert lines_with(result.stdout, "INFO") and not lines_with(result.stdout, "FAIL")
+    assert "[PASS] release settings valid" in result.stdout
+    assert result.stdout.rstrip().endswith("[PASS] All validations passed")
+    assert tree_digest(install) == before
+
+
+@needs_tools
+@pytest.mark.parametrize("hour", ["8", "15", "08"])
+def test_production_deploy_is_refused_during_market_hours_without_force(tmp_path: Path, hour: str) -> None:
+    install = new_install(tmp_path / "install")
+    before = tree_digest(install)
+    result = run(SCRIPTS / "deploy_mcp_servers.sh", "production", env=script_env(install, DEPLOY_NOW_HOUR=hour))
+    assert result.returncode == 3, result.stdout
+    assert "[ERROR] production deploys are refused from 8:00 to 16:00 UTC" in result.stdout
+    assert tree_digest(install) == before
+
+
+@needs_tools
+@pytest.mark.parametrize("hour", ["7", "16"])
+def test_production_deploy_outside_market_hours_goes_on_to_the_pre_flight(tmp_path: Path, hour: str) -> None:
+    install = new_install(tmp_path / "install")
+    not_a_release = tmp_path / "empty"
+    not_a_release.mkdir()
+    env = script_env(install, DEPLOY_NOW_HOUR=hour, DEPLOY_SOURCE_DIR=str(not_a_release))
+    result = run(SCRIPTS / "deploy_mcp_servers.sh", "production", env=env)
+    assert f"[PASS] deploy window: {hour}:00 UTC is outside market hours" in result.stdout
+    assert result.returncode == 1 and "pre-flight failed" in result.stdout, result.stdout
+
+
+@needs_tools
+@pytest.mark.parametrize("hour", ["24", "ten", "-1", " "])
+def test_a_malformed_deploy_hour_is_refused(tmp_path: Path, hour: str) -> None:
+    install = new_install(tmp_path / "install")
+    env = script_env(install, DEPLOY_NOW_HOUR=hour)
+    result = run(SCRIPTS / "deploy_mcp_servers.sh", "production", env=env)
+    assert result.returncode == 2, result.stdout
+    assert "DEPLOY_NOW_HOUR" in result.stdout
+
+
+# --- deploy for real: a production install under the pid-file supervisor ----------------------------
+
+
+# After the close, so that production deploys go ahead. The machine running the tests is shared: its host CPU
+# check turns critical at random, which the deploy's error rate (rightly) counts; a wide rollback threshold keeps
+# that noise from deciding these tests. The threshold itself is exercised against a live sidecar in
+# test_monitor_deployment_watches_a_stable_sidecar and, rule by rule, in tests/test_deploy_support.py.
+DEPLOY_SETTINGS = {"DEPLOY_NOW_HOUR": "20", "DEPLOY_MAX_ERROR_RATE_RISE": "0.5"}
+
+
+@dataclass
+class Installed:
+    root: Path
+    install: Path
+    v1: Path
+    output: str
+
+    def env(self, **extra: str) -> dict[str, str]:
+        return script_env(self.install, **{**DEPLOY_SETTINGS, **extra})
+
+    def release(self, name: str) -> Path:
+        """A new release: a copy of v1 (its own scripts deploy it, as from a checkout)."""
+        target = self.root / name
+        shutil.copytree(self.v1, target, symlinks=True)
+        return target
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
+    """Release v1 deployed to production in a new install; v1's sidecar is running when every test ends."""
+    if MISSING_TOOLS:
+        pytest.skip(f"SKIPPED LOUDLY: the deployment scripts need {MISSING_TOOLS}, not installed")
+    root = tmp_path_factory.mktemp("deploy")
+    install = new_install(root / "install", **install_settings())
+    v1 = snapshot_release(root / "v1")
+    try:
+        env = script_env(install, **DEPLOY_SETTINGS)
+        result = run(v1 / "scripts" / "deploy_mcp_servers.sh", "production", "--monitor-seconds", "3", env=env)
+        if result.returncode != 0:
+            pytest.fail(f"deploying v1 failed ({result.returncode}):\n{result.stdout}")
+        yield Installed(root, install, v1, result.stdout)
+    finally:
+        stop_sidecar(install)
+
+
+def test_production_deploy_installs_starts_validates_and_monitors(installed: Installed) -> None:
+    output = installed.output
+    assert not lines_with(output, "FAIL") and not lines_with(output, "ERROR"), output
+    for expected in (
+        "[PASS] pre-flight disk:",
+        "[PASS] release imports:",
+        "[INFO] backup: new install",
+        "[PASS] install: copied core mcp utils config scripts",
+        "[INFO] sidecar started (pid",
+        "[PASS] All health checks passed",
+        "stable for 3 s",
+        "[INFO] Production deployment completed",
+    ):
+        assert expected in output, f"{expected!r} missing from:\n{output}"
+    assert deployed_source(installed.install) == str(installed.v1)
+    pid = sidecar_pid(installed.install)
+    assert pid is not None
+    assert os.readlink(f"/proc/{pid}/cwd") == str(installed.install)
+    assert (installed.install / "mcp" / "main_mcp.py").read_bytes() == (
+        installed.v1 / "mcp" / "main_mcp.py"
+    ).read_bytes()
+    assert not list(installed.install.rglob("__pycache__")), "the sidecar runs with PYTHONDONTWRITEBYTECODE"
+
+
+def test_staging_dry_run_against_the_running_install_changes_nothing(installed: Installed) -> None:
+    pid = sidecar_pid(installed.install)
+    # state/ and logs/ are the running sidecar's own; everything else must stay byte for byte
+    before = tree_digest(installed.install, skip=("state", "logs"))
+    result = run(installed.v1 / "scripts" / "deploy_mcp_servers.sh", "staging", env=installed.env())
+    assert result.returncode == 0, result.stdout
+    assert f"[INFO] pre-flight sidecar: running (pid {pid}); error rate before: rate=" in result.stdout
+    assert "[INFO] DRY_RUN: would back up" in result.stdout
+    assert tree_digest(installed.install, skip=("state", "logs")) == before
+    assert sidecar_pid(installed.install) == pid
+
+
+def test_forced_deploy_in_market_hours_then_manual_rollback(installed: Installed) -> None:
+    v2 = installed.release("v2")
+    (v2 / "data" / "release-note.txt").write_text("v2\n")
+    old_pid = sidecar_pid(installed.install)
+    deploy = run(
+        v2 / "scripts" / "deploy_mcp_servers.sh",
+        "production",
+        "--force",
+        "--monitor-seconds",
+        "3",
+        env=installed.env(DEPLOY_NOW_HOUR="10", DEPLOY_SERVICE_USER=SERVICE_USER),
+    )
+    assert deploy.returncode == 0, deploy.stdout
+    assert "going on because of --force" in deploy.stdout
+    if os.geteuid() == 0:
+        # run as root: the code stays root's, readable by the service's group only; state/ and logs/ are its own
+        service = pwd.getpwnam(SERVICE_USER)
+        main_stat = (installed.install / "mcp" / "main_mcp.py").stat()
+        assert (main_stat.st_uid, main_stat.st_gid) == (0, service.pw_gid)
+        assert main_stat.st_mode & 0o077 == 0o040, oct(main_stat.st_mode)
+        assert (installed.install / "state").stat().st_uid == service.pw_uid
+        assert f"group {grp.getgrgid(service.pw_gid).gr_name}" in deploy.stdout
+    assert deployed_source(installed.install) == str(v2)
+    assert (installed.install / "data" / "release-note.txt").exists()
+    new_pid = sidecar_pid(installed.install)
+    assert new_pid is not None and new_pid != old_pid
+    backups = sorted((installed.install / "backups" / "mcp").glob("mcp_*.tar.gz"))
+    assert backups, deploy.stdout
+    with tarfile.open(backups[-1]) as archive:
+        names = set(archive.getnames())
+        version = archive.extractfile("DEPLOYED_VERSION")
+        assert version is not None
+        assert f"source={installed.v1}" in version.read().decode()
+    assert {".env", "mcp/main_mcp.py", "config/settings.py"} <= names
+    assert not any(name.startswith(("state", "logs", ".venv", "backups")) for name in names)
+    assert oct(backups[-1].stat().st_mode & 0o777) == "0o600", "the backup holds .env"
+
+    # the operator's rollback, from the install's own copy of the scripts
+    rollback = run(installed.install / "scripts" / "mcp" / "rollback_mcp.sh", env=script_env(installed.install))
+    assert rollback.returncode == 0, rollback.stdout
+    assert f"[PASS] restored {backups[-1]}" in rollback.stdout
+    assert "[PASS] All health checks passed" in rollback.stdout
+    assert deployed_source(installed.install) == str(installed.v1)
+    assert not (installed.install / "data" / "release-note.txt").exists()
+    restored_pid = sidecar_pid(installed.install)
+    assert restored_pid is not None and restored_pid != new_pid
+
+
+def test_a_release_that_dies_at_start_is_rolled_back_and_the_previous_sidecar_runs_again(
+    installed: Installed,
+) -> None:
+    broken = installed.release("v3-broken")
+    main = broken / "mcp" / "main_mcp.py"
+    source = main.read_text()
+    assert source.count(MARKER) == 1, "mcp/main_mcp.py changed shape: update how this test breaks it"
+    main.write_text(
+        source.replace(MARKER, '\ndef main(argv=None):\n    raise SystemExit("regression: dies at start")\n\n' + MARKER)
+    )
+    old_pid = sidecar_pid(installed.install)
+    result = run(
+        broken / "scripts" / "deploy_mcp_servers.sh", "production", "--monitor-seconds", "3", env=installed.env()
+    )
+    assert result.returncode == 1, result.stdout
+    assert "regression: dies at start" in result.stdout, "the failed start's own output is shown"
+    assert "[ERROR] deploy failed: the new sidecar did not start" in result.stdout
+    assert "failed and was rolled back" in result.stdout
+    assert deployed_source(installed.install) == str(installed.v1)
+    assert "regression" not in (installed.install / "mcp" / "main_mcp.py").read_text()
+    pid = sidecar_pid(installed.install)
+    assert pid is not None and pid != old_pid
+    health = run(SCRIPTS / "mcp" / "validate_health.sh", env=script_env(installed.install))
+    assert health.returncode == 0, health.stdout
+
+
+def test_a_release_whose_settings_do_not_validate_is_refused_before_any_change(installed: Installed) -> None:
+    bad = installed.release("v4-bad-settings")
+    settings = bad / "config" / "settings.py"
+    text = settings.read_text()
+    # a default the install's .env does not override, so the install's configuration cannot save it
+    good_default = "dashboard_refresh_seconds: float = Field(default=5.0, gt=0)"
+    assert good_default in text, "config/settings.py changed shape: update how this test breaks it"
+    settings.write_text(text.replace(good_default, "dashboard_refresh_seconds: float = Field(default=-1.0, gt=0)"))
+    pid = sidecar_pid(installed.install)
+    before = tree_digest(installed.install, skip=("state", "logs"))
+    result = run(bad / "scripts" / "deploy_mcp_servers.sh", "production", "--monitor-seconds", "3", env=installed.env())
+    assert result.returncode == 1, result.stdout
+    assert "[FAIL] release settings" in result.stdout and "DASHBOARD_REFRESH_SECONDS" in result.stdout
+    assert "[ERROR] pre-flight failed" in result.stdout
+    assert tree_digest(installed.install, skip=("state", "logs")) == before
+    assert sidecar_pid(installed.install) == pid
