@@ -68,7 +68,8 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    # SIGHUP too: closing the terminal must stop the bot cleanly (state flushed, sidecar stopped)
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, _request_stop, stop, signum)
 
     log.info(

@@ -74,8 +74,12 @@ class SidecarProcess:
                     cwd=self.cwd,
                     env=self.env,
                     stdin=asyncio.subprocess.DEVNULL,
-                    # its own session: a Ctrl-C in the terminal reaches the bot, which stops the sidecar itself
-                    start_new_session=True,
+                    # its own process group, so a Ctrl-C in the terminal reaches only the bot (which stops the
+                    # sidecar itself); but the bot's session: with autogroup scheduling (Linux's default,
+                    # kernel.sched_autogroup_enabled=1) a new session is a scheduling group of its own that gets
+                    # an equal share of the CPU whatever its nice value, and a busy sidecar then starves the bot
+                    # (tests/test_batch_performance.py --sidecar-session own measures it)
+                    process_group=0,
                 )
             except OSError as e:
                 log.error("could not start the sidecar (%s); the bot trades on without it", e)

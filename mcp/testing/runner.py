@@ -205,7 +205,7 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 async def kill_process_group(proc: asyncio.subprocess.Process, grace: float) -> None:
     """SIGTERM the child's group, wait `grace` for the leader, SIGKILL the group and any escaped descendant."""
-    pgid = proc.pid  # start_new_session=True: the child leads its own group
+    pgid = proc.pid  # process_group=0: the child leads its own group
     descendants = await asyncio.to_thread(_snapshot_descendants, proc.pid)
     _signal_group(pgid, signal.SIGTERM)
     with contextlib.suppress(TimeoutError):
@@ -273,7 +273,10 @@ async def run_process(
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
-            start_new_session=True,
+            # a group of its own (killed as one), but not a session of its own: with autogroup scheduling a
+            # new session is a scheduling group with an equal CPU share whatever its nice value, and a test
+            # run would compete with the trading bot as an equal (tests/test_batch_performance.py)
+            process_group=0,
         )
     except OSError as e:
         raise SpawnError(e.errno, f"cannot start {command[0]!r} (cwd {cwd}): {e.strerror or e}") from e
