@@ -64,8 +64,9 @@ def _config_module(root: Path) -> tuple[type[Exception], Any]:
         module = importlib.import_module("config.mcp_config")
     except Exception as e:  # a tree whose config module is missing or broken is reported, not a traceback
         raise TreeError(f"config.mcp_config of {root} does not import: {type(e).__name__}: {e}") from e
-    origin = Path(module.__file__ or "").resolve()
-    if not origin.is_relative_to(root.resolve()):
+    # compared without resolving links: an install may link its packages in from elsewhere
+    origin = Path(os.path.abspath(module.__file__ or ""))
+    if not origin.is_relative_to(Path(os.path.abspath(root))):
         # an editable or site-packages install of the project would otherwise stand in for the tree
         raise TreeError(f"config.mcp_config of {root} does not import: found only {origin}, outside the tree")
     return module.ConfigurationError, module.validate_monitoring_config
