@@ -45,6 +45,8 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	@for script in tests/benchmarks/bench_*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+	@echo "== tests/test_batch_performance.py (trading latency with the sidecar busy vs without)"
+	$(PY) tests/test_batch_performance.py --duration 180 --with-mcp
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis htmlcov .coverage
