@@ -151,34 +151,49 @@ class CircuitBreaker:
 
     def update_equity(self, equity: float, now: datetime | None = None) -> TradingState:
         """Record equity (cash + mark-to-market); the day's first figure sets the day's start equity."""
-        equity = require_finite("equity", equity)
         moment = self._now(now)
+        return self._finish(self._equity_decision(equity, moment), moment)
+
+    async def update_equity_async(self, equity: float, now: datetime | None = None) -> TradingState:
+        """`update_equity` for the event loop: the state changes at once, the fsync'd write runs in a worker
+        thread and is done (durable) when this returns."""
+        moment = self._now(now)
+        return await self._finish_async(self._equity_decision(equity, moment), moment)
+
+    def _equity_decision(self, equity: float, moment: datetime) -> TripDecision | None:
+        equity = require_finite("equity", equity)
         self._refresh(moment)
         record = self._record
         if record.day_start_equity is None:
             record.day_start_equity = equity
         record.last_equity = equity
-        decision = daily_loss_trip(
+        return daily_loss_trip(
             record.day_start_equity,
             equity,
             self.max_daily_loss,
             trading_day=record.trading_day or trading_day_of(moment, self._tz),
             realized_pnl_today=record.realized_pnl_today,
         )
-        return self._finish(decision, moment)
 
     def record_trade_result(self, realized_pnl: float, now: datetime | None = None) -> TradingState:
         """Record the realized P&L of one closing trade; a long enough losing streak trips the breaker."""
-        realized_pnl = require_finite("realized_pnl", realized_pnl)
         moment = self._now(now)
+        return self._finish(self._result_decision(realized_pnl, moment), moment)
+
+    async def record_trade_result_async(self, realized_pnl: float, now: datetime | None = None) -> TradingState:
+        """`record_trade_result` for the event loop (the write runs in a worker thread, durable on return)."""
+        moment = self._now(now)
+        return await self._finish_async(self._result_decision(realized_pnl, moment), moment)
+
+    def _result_decision(self, realized_pnl: float, moment: datetime) -> TripDecision | None:
+        realized_pnl = require_finite("realized_pnl", realized_pnl)
         self._refresh(moment)
         record = self._record
         record.realized_pnl_today += realized_pnl
         record.consecutive_losses = next_consecutive_losses(record.consecutive_losses, realized_pnl)
-        decision = losing_streak_trip(
+        return losing_streak_trip(
             record.consecutive_losses, self.consecutive_loss_limit, realized_pnl, self.cooldown_seconds
         )
-        return self._finish(decision, moment)
 
     def record_error(self, kind: str, now: datetime | None = None) -> TradingState:
         """Record one error (rate_limit, timeout, …); `error_burst_count` within the window trips the breaker."""
@@ -343,6 +358,13 @@ class CircuitBreaker:
             self._trip(decision, now)
         self._write_pending(now)
         return self._record.state
+
+    async def _finish_async(self, decision: TripDecision | None, now: datetime) -> TradingState:
+        if decision is not None:
+            self._trip(decision, now)
+        state = self._record.state
+        await self._write_pending_async(now)
+        return state
 
     def _trip(self, decision: TripDecision, now: datetime) -> None:
         kind, reason = decision.kind, decision.reason

@@ -269,7 +269,7 @@ class TradeExecutor:
         outcome = self.portfolio.apply_fill(token_id, market, plan.side, ack.filled_size, ack.avg_price)
         if outcome.opened:
             self.portfolio.mark(token_id, book.mid())  # a new position is marked at the book, not at its cost
-        self._feed_breaker(plan.side, outcome)
+        await self._feed_breaker(plan.side, outcome)
         return ExecutionResult(
             ExecutionStatus.EXECUTED,
             executed_reason,
@@ -289,16 +289,18 @@ class TradeExecutor:
         except ClobError as e:
             return self._failed(token_id, side, e, decisions)
         self.portfolio.cash = float(balance)
-        self._feed_breaker(None, None)
+        await self._feed_breaker(None, None)
         return None
 
-    def _feed_breaker(self, side: Side | None, outcome: FillOutcome | None) -> None:
+    async def _feed_breaker(self, side: Side | None, outcome: FillOutcome | None) -> None:
+        # the async variants keep the breaker's fsync'd state write off the event loop; the write is
+        # durable before the next trade is decided (this runs under the executor's lock)
         try:
             if side is Side.SELL and outcome is not None:
-                self.breaker.record_trade_result(outcome.realized_pnl)
+                await self.breaker.record_trade_result_async(outcome.realized_pnl)
             equity = self.portfolio.equity()
             if equity is not None:
-                self.breaker.update_equity(equity)
+                await self.breaker.update_equity_async(equity)
         except Exception:
             # the fill already happened and must stay booked; the failure is counted and logged loudly
             self._breaker_feed_errors += 1

@@ -49,6 +49,26 @@ def test_restart_restores_the_day_the_loss_and_the_counters(state_file: Path, cl
     assert make_breaker(state_file, clock).get_state()["trip_kind"] == "consecutive_losses"
 
 
+async def test_the_async_variants_decide_like_the_sync_ones_and_are_durable_on_return(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    """update_equity_async / record_trade_result_async: same decisions, the write done in a worker thread."""
+    sync = make_breaker(tmp_path / "sync" / STATE_FILE_NAME, clock)
+    off_loop = make_breaker(tmp_path / "async" / STATE_FILE_NAME, clock)
+    steps = [("equity", 1000.0), ("result", -5.0), ("equity", 990.0), ("result", -5.0), ("result", -5.0)]
+    for kind, value in steps:
+        if kind == "equity":
+            expected, got = sync.update_equity(value), await off_loop.update_equity_async(value)
+        else:
+            expected, got = sync.record_trade_result(value), await off_loop.record_trade_result_async(value)
+        assert got is expected
+        # durable when the await returns: a new process reading the file sees this very step
+        assert on_disk(off_loop.state_file)["realized_pnl_today"] == sync.get_state()["realized_pnl_today"]
+    assert off_loop.state is TradingState.HALTED
+    assert on_disk(off_loop.state_file)["trip_kind"] == "consecutive_losses"
+    assert make_breaker(off_loop.state_file, clock).state is TradingState.HALTED
+
+
 def test_restart_keeps_the_error_burst_window(state_file: Path, clock: FakeClock) -> None:
     first = make_breaker(state_file, clock)
     first.record_error("timeout")
