@@ -16,6 +16,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve_on_loopback
+
 
 class FakeAlertmanager:
     def __init__(self) -> None:
@@ -38,13 +40,7 @@ class FakeAlertmanager:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/api/v2/alerts", self._post)
-        self._runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(app, shutdown_timeout=0.5)
         return self.base_url
 
     async def stop(self) -> None:

@@ -42,6 +42,7 @@ from tests.fakes.clob_signatures import (
     order_signer,
     valid_l2_signature,
 )
+from tests.fakes.loopback import serve_on_loopback
 
 CHAIN_ID = 137
 BASE_UNITS = 10**6
@@ -202,11 +203,8 @@ class FakeClob:
         return app
 
     async def start(self) -> str:
-        self._runner = web.AppRunner(self.build_app(), shutdown_timeout=1.0)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-        host, port = self._runner.addresses[0][:2]
-        self.url = f"http://{host}:{port}"
+        self._runner, port = await serve_on_loopback(self.build_app())
+        self.url = f"http://127.0.0.1:{port}"
         return self.url
 
     async def close(self) -> None:

@@ -25,6 +25,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve_on_loopback
+
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 _counter = itertools.count(1)
 
@@ -115,12 +117,8 @@ class FakeDataApi:
         """Listen on 127.0.0.1 on a free port; returns the base URL."""
         app = web.Application()
         app.router.add_get("/activity", self._activity)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        host, port = self._runner.addresses[0][:2]
-        self.base_url = f"http://{host}:{port}"
+        self._runner, port = await serve_on_loopback(app)
+        self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
 
     async def close(self) -> None:

@@ -30,6 +30,8 @@ from typing import Any, Self
 
 from aiohttp import web
 
+from tests.fakes.loopback import serve_on_loopback
+
 
 @dataclass(frozen=True)
 class RateLimited:
@@ -124,13 +126,7 @@ class FakeTelegram:
 
     async def start(self) -> str:
         """Serve on 127.0.0.1, port 0; returns the base URL (`…/bot`, python-telegram-bot appends the token)."""
-        self._runner = web.AppRunner(self.build_app(), handle_signals=False, shutdown_timeout=0.5, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # type: ignore[union-attr]
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._runner, self.port = await serve_on_loopback(self.build_app(), shutdown_timeout=0.5)
         return self.base_url
 
     async def stop(self) -> None:
