@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -66,6 +67,23 @@ async def fake() -> AsyncIterator[FakeClob]:
     async with FakeClob() as server:
         server.add_market(market())
         yield server
+
+
+@pytest.fixture(autouse=True)
+async def _close_every_adapter(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[None]:
+    """Many tests build an adapter inline; each owns an HTTP client with pooled connections, so close them
+    all after the test (as main.py closes its one adapter) instead of leaving them to the garbage collector."""
+    built: list[PolymarketClobClient] = []
+    original_init = PolymarketClobClient.__init__
+
+    def recording_init(self: PolymarketClobClient, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        built.append(self)
+
+    monkeypatch.setattr(PolymarketClobClient, "__init__", recording_init)
+    yield
+    for adapter in built:
+        await adapter.close()
 
 
 @pytest.fixture

@@ -148,11 +148,15 @@ class PolymarketClobClient:
                 "PRIVATE_KEY: expected a 32-byte hex private key (64 hex digits, optional 0x); "
                 "the value given is not one (not shown)"
             ) from None
-        # The library sends every request through one module-level httpx client and offers no timeout
-        # option (httpx's default is 5 s): set ours on it. It is process-wide, like the client itself.
+        # The library sends every request through one module-level httpx client, with no timeout option
+        # (httpx's default is 5 s) and nothing that ever closes it. Install a client of our own there,
+        # with our timeout, so that close() can release its pooled connections. It is process-wide, like
+        # the library's; the newest adapter's client is the one in use.
         shared = getattr(http_helpers, "_http_client", None)
+        self._http: httpx.Client | None = None
         if isinstance(shared, httpx.Client):
-            shared.timeout = httpx.Timeout(timeout)
+            self._http = httpx.Client(http2=True, timeout=httpx.Timeout(timeout))
+            http_helpers._http_client = self._http
         else:
             logger.warning("py-clob-client-v2 has no shared httpx client any more: request timeout not applied")
         self._library = library
@@ -213,8 +217,10 @@ class PolymarketClobClient:
         return parse_balance(raw)
 
     async def close(self) -> None:
-        """Stop accepting calls. The library's HTTP client is process-wide and stays open for others."""
+        """Stop accepting calls and release the HTTP connections this adapter's client holds."""
         self._closed = True
+        if self._http is not None:
+            await asyncio.to_thread(self._http.close)
 
     # --- blocking parts, run in a worker thread ------------------------------------------------
 
