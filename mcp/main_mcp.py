@@ -30,6 +30,7 @@ _STDIO_FDS: StdioFds | None = claim_stdio() if __name__ == "__main__" and sys.ar
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import signal
@@ -92,6 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status = commands.add_parser("status", help="print the running sidecar's health")
     status.add_argument("--json", action="store_true", help="print JSON")
+    reset_mcp = commands.add_parser("reset-mcp", help="reset the MCP circuit breaker (any process sees it)")
+    reset_mcp.add_argument("--reason", default="CLI reset-mcp", help="recorded in the breaker's history")
     scan = commands.add_parser("scan", help="one risk-parameter scan of a code tree")
     scan.add_argument("--root", type=Path, help="tree to scan (default: MCP_SEARCH_ROOT)")
     scan.add_argument("--param", action="append", default=None, metavar="NAME", help="parameter name (repeatable)")
@@ -306,6 +309,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command == "status":
         configure_logging(settings)
         return status_command(Path(settings.state_dir), sys.stdout, as_json=args.json, now=time.time)
+    if command == "reset-mcp":
+        configure_logging(settings)
+        configure_alerts(settings)
+        return _reset_mcp(settings, args.reason)
     if command == "scan":
         configure_logging(settings)
         return _scan(settings, args)
@@ -315,6 +322,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     configure_logging(settings, LOG_FILE_NAME)
     configure_alerts(settings)
     return run_servers(settings, command)
+
+
+def _reset_mcp(settings: Settings, reason: str) -> int:
+    """`reset-mcp`: close the MCP breaker in its state file (a running sidecar sees it within a second)."""
+    from core.integrations.mcp_risk_integration import MCPRiskIntegrator
+
+    async def reset() -> dict[str, Any]:
+        try:
+            return await MCPRiskIntegrator(settings).reset_mcp_circuit_breaker(f"CLI: {reason}")
+        finally:
+            await flush_alerts(5.0)  # the reset notice; what is not delivered stays in the outbox
+            await close_alerts()
+
+    state = asyncio.run(reset())
+    print(json.dumps(state, indent=2))
+    return 0
 
 
 def _stdio(settings: Settings, requested: Sequence[str]) -> int:

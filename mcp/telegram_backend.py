@@ -225,6 +225,7 @@ class SidecarCommandBackend:
     async def reset_mcp(self) -> Reply:
         """Close the MCP circuit breaker by hand."""
         integrator = await self._integrator()
+        await integrator.refresh_mcp_circuit_breaker()  # another process may have changed the state file
         before = integrator.get_mcp_circuit_breaker_state()
         after = await integrator.reset_mcp_circuit_breaker("Telegram /reset_mcp")
         if before.get("state") == "closed":

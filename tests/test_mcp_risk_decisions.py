@@ -192,21 +192,24 @@ class TestBreakerStore:
         assert store.load() == (BreakerRecord(), None)
         assert not (tmp_path / "state").exists()
 
-    def test_save_creates_the_folder_and_round_trips(self, tmp_path: Path) -> None:
+    def test_update_creates_the_folder_and_round_trips(self, tmp_path: Path) -> None:
         path = tmp_path / "state" / "mcp_circuit_breaker.json"
         store = BreakerStore(path, lambda: T0)
-        record = trip(BreakerRecord(), "cpu", T0).record
-        store.save(record, seq=1)
-        assert BreakerStore(path, lambda: T0).load() == (record, None)
-        assert json.loads(path.read_text())["schema_version"] == 1
+        step, problem = store.update(lambda record: trip(record, "cpu", T0))
+        assert problem is None
+        assert BreakerStore(path, lambda: T0).load() == (step.record, None)
+        stored = json.loads(path.read_text())
+        assert (stored["schema_version"], stored["version"]) == (1, 1)
+        assert (tmp_path / "state" / "mcp_circuit_breaker.json.lock").exists()
 
-    def test_an_older_save_never_overwrites_a_newer_one(self, tmp_path: Path) -> None:
+    def test_an_update_that_changes_nothing_writes_nothing(self, tmp_path: Path) -> None:
         path = tmp_path / "mcp_circuit_breaker.json"
         store = BreakerStore(path, lambda: T0)
-        newer = trip(BreakerRecord(), "newer", T0).record
-        store.save(newer, seq=2)
-        store.save(BreakerRecord(), seq=1)
-        assert store.load()[0] == newer
+        store.update(lambda record: trip(record, "first", T0))
+        before = path.read_bytes()
+        step, _ = store.update(lambda record: trip(record, "second", T0))
+        assert step.event is BreakerEvent.NONE
+        assert path.read_bytes() == before
 
     @pytest.mark.parametrize(
         ("content", "fragment"),

@@ -76,7 +76,12 @@ def event_message(step: Step) -> str:
 
 
 class BreakerController:
-    """The live MCP breaker: current record + store + alerts."""
+    """The live MCP breaker of one process: the state file's record + alerts.
+
+    The file is the truth (see `BreakerStore`): every change is a transition applied under the file lock
+    to the record on disk, and `refresh` re-reads the file whenever another process changed it, so a trip
+    or reset made anywhere is what this process decides on next.
+    """
 
     def __init__(
         self,
@@ -93,55 +98,93 @@ class BreakerController:
         # a small file read once at start, like the trading breaker's; a corrupt file starts it open
         self.record, problem = store.load()
         self._pending: list[tuple[str, str, str]] = []
-        if problem:
-            self._pending.append(("CRITICAL_ISSUE", f"MCP circuit breaker starts open: {problem}", "error"))
-        self._seq = 0
+        self._note_problem(problem)
+        self._changing = asyncio.Lock()
+        self.reloads = 0
+        self._sync_problem: str | None = None
         self.alerts_sent = 0
         self.alert_failures = 0
+
+    @property
+    def version(self) -> int:
+        """The version of the state file this process last read or wrote (0: never written)."""
+        return self.store.version
+
+    def _note_problem(self, problem: str | None) -> None:
+        if problem:
+            self._pending.append(("CRITICAL_ISSUE", f"MCP circuit breaker starts open: {problem}", "error"))
+
+    def sync(self) -> bool:
+        """Re-read the state file if another process changed it (blocking: a stat, a read when changed)."""
+        try:
+            fresh = self.store.reload_if_changed()
+        except OSError as e:
+            problem = f"{e.strerror or e}"
+            if problem != self._sync_problem:  # once per distinct problem: this runs every half second
+                log.error("cannot check the MCP breaker file %s (%s); keeping the last state read", self.store.path, e)
+            self._sync_problem = problem
+            return False
+        self._sync_problem = None
+        if fresh is None:
+            return False
+        self.record, problem = fresh
+        self._note_problem(problem)
+        self.reloads += 1
+        return True
+
+    async def refresh(self) -> bool:
+        """`sync` off the event loop: True when the file had changed and was re-read."""
+        return await asyncio.to_thread(self.sync)
 
     def current(self, now: datetime) -> BreakerRecord:
         """The record as of `now` (cooldown applied), without persisting anything."""
         return advance(self.record, now, self.cooldown_seconds).record
 
     def describe(self, now: datetime) -> dict[str, Any]:
-        """JSON summary as of `now`."""
-        return describe(self.current(now), now, self.cooldown_seconds)
+        """JSON summary as of `now`, with the state file's version."""
+        return {**describe(self.current(now), now, self.cooldown_seconds), "version": self.version}
 
     async def catch_up(self, now: datetime) -> None:
-        """Persist an expired cooldown (open → half-open) and send alerts queued at start."""
-        await self.apply(advance(self.record, now, self.cooldown_seconds))
+        """Re-read the file if it changed, persist an expired cooldown (open → half-open), send queued alerts."""
+        await self.refresh()
+        if advance(self.record, now, self.cooldown_seconds).event is not BreakerEvent.NONE:
+            await self.update(lambda record: advance(record, now, self.cooldown_seconds))
         pending, self._pending = self._pending, []
         for alert_type, message, severity in pending:
             await self.notify(alert_type, message, severity)
 
     async def trip(self, reason: str, now: datetime) -> None:
-        """Open the breaker (idempotent)."""
+        """Open the breaker (idempotent, judged on the record on disk)."""
         await self.catch_up(now)
-        await self.apply(trip(self.record, reason, now))
+        await self.update(lambda record: trip(record, reason, now))
 
     async def reset(self, by: str, now: datetime) -> None:
-        """Close the breaker by hand."""
-        await self.apply(reset(self.record, now, by))
+        """Close the breaker by hand (judged on the record on disk: a trip by another process is reset too)."""
+        await self.update(lambda record: reset(record, now, by))
 
-    async def apply(self, step: Step) -> None:
-        """Make `step` current, save it off the loop, alert on it."""
+    async def update(self, transition: Callable[[BreakerRecord], Step]) -> Step:
+        """Apply `transition` to the file's record under its lock (off the loop), make it current, alert."""
+        async with self._changing:
+            try:
+                step, problem = await asyncio.to_thread(self.store.update, transition)
+            except OSError as e:
+                step, problem = transition(self.record), None
+                if step.event is not BreakerEvent.NONE:
+                    log.error(
+                        "could not persist the MCP circuit breaker to %s (%s); it stays %s in memory (here only)",
+                        self.store.path,
+                        e.strerror or e,
+                        step.record.state,
+                    )
+            self.record = step.record
+            self._note_problem(problem)
         if step.event is BreakerEvent.NONE:
-            return
-        self.record = step.record
-        self._seq += 1
-        try:
-            await asyncio.to_thread(self.store.save, step.record, self._seq)
-        except OSError as e:
-            log.error(
-                "could not persist the MCP circuit breaker to %s (%s); it stays %s in memory",
-                self.store.path,
-                e.strerror or e,
-                step.record.state,
-            )
+            return step
         log.warning("MCP circuit breaker %s: state=%s reason=%s", step.event, step.record.state, step.record.reason)
         alert = _EVENT_ALERTS.get(step.event)
         if alert is not None:
             await self.notify(alert[0], event_message(step), alert[1])
+        return step
 
     async def notify(self, alert_type: str, message: str, severity: str) -> None:
         """Send one alert; a failing or hanging channel is logged and counted, never raised."""

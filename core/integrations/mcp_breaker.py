@@ -12,11 +12,12 @@ property tests can drive the machine with any sequence of calls.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -276,8 +277,27 @@ def record_from_json(payload: Any) -> BreakerRecord:
     return record
 
 
+FileKey = tuple[int, int, int]
+
+
+def file_key(path: Path) -> FileKey | None:
+    """(mtime_ns, size, inode) of `path`, None when it does not exist: any write by anyone changes it."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 class BreakerStore:
-    """Loads and saves the record at `path` (temp file + fsync + rename, like the trading breaker).
+    """The MCP breaker's state file: the one truth every process (sidecar, bot, CLI, snippets) shares.
+
+    * Every write is atomic (temp file + fsync + rename) and carries a `version` that only goes up.
+    * Every change is a read-modify-write under an exclusive `flock` on `<name>.lock` beside the file:
+      the transition is applied to the record on disk at that moment, never to a stale copy in memory,
+      so two processes changing the breaker at once never lose an update.
+    * `reload_if_changed` compares (mtime_ns, size, inode) with what this process last saw, so a
+      process re-reads the file (a few hundred bytes) only when someone changed it.
 
     A missing file is a closed breaker and nothing is written until the first change, so a fresh checkout
     gets no state/ folder from merely reading. A corrupt file never silently becomes a closed breaker: it
@@ -286,26 +306,72 @@ class BreakerStore:
 
     def __init__(self, path: Path, clock: Callable[[], datetime]) -> None:
         self.path = Path(path)
+        self.lock_path = self.path.with_name(self.path.name + ".lock")
         self._clock = clock
         self._lock = threading.Lock()
-        self._saved_seq = -1
+        self.version = 0
+        self._seen: FileKey | None = None
 
     def load(self) -> tuple[BreakerRecord, str | None]:
         """The stored record and, when the file was unusable, the problem (the breaker is then open)."""
+        with self._lock:
+            return self._load(locked=False)
+
+    def changed(self) -> bool:
+        """Has the file changed (written, replaced, removed) since this process last read or wrote it?"""
+        return file_key(self.path) != self._seen
+
+    def reload_if_changed(self) -> tuple[BreakerRecord, str | None] | None:
+        """The stored record when the file changed since it was last seen here, else None (one stat)."""
+        with self._lock:
+            if file_key(self.path) == self._seen:
+                return None
+            return self._load(locked=False)
+
+    def update(self, transition: Callable[[BreakerRecord], Step]) -> tuple[Step, str | None]:
+        """Apply `transition` to the record on disk under the file lock and write the result (version + 1).
+
+        Returns the step (its record is the truth after the call, written or not) and the problem, when the
+        file on disk was unusable and the transition was applied to the open breaker that replaces it.
+        """
+        with self._lock, self._file_lock():
+            record, problem = self._load(locked=True)
+            step = transition(record)
+            if step.event is not BreakerEvent.NONE:
+                self._write(step.record)
+            return step, problem
+
+    @contextlib.contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor releases the lock
+
+    def _load(self, *, locked: bool) -> tuple[BreakerRecord, str | None]:
+        key = file_key(self.path)
         try:
             raw = self.path.read_bytes()
         except FileNotFoundError:
+            self._seen = None
             return BreakerRecord(), None
         except OSError as e:
-            return self._quarantine(f"cannot read {self.path}: {e.strerror or e}", move=False)
+            return self._quarantine(f"cannot read {self.path}: {e.strerror or e}", move=False, locked=locked)
         try:
-            return record_from_json(json.loads(raw.decode("utf-8"))), None
+            payload = json.loads(raw.decode("utf-8"))
+            record = record_from_json(payload)
+            self.version = _count(payload, "version")
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            return self._quarantine(f"{self.path} is not valid JSON ({e})", move=True)
+            return self._quarantine(f"{self.path} is not valid JSON ({e})", move=True, locked=locked)
         except BreakerStateError as e:
-            return self._quarantine(f"{self.path} is not a usable MCP breaker state ({e})", move=True)
+            return self._quarantine(f"{self.path} is not a usable MCP breaker state ({e})", move=True, locked=locked)
+        self._seen = key
+        return record, None
 
-    def _quarantine(self, problem: str, *, move: bool) -> tuple[BreakerRecord, str]:
+    def _quarantine(self, problem: str, *, move: bool, locked: bool) -> tuple[BreakerRecord, str]:
         now = self._clock()
         if move:
             kept = self.path.with_name(f"{self.path.name}.corrupt-{now.strftime('%Y%m%dT%H%M%S%fZ')}")
@@ -318,14 +384,18 @@ class BreakerStore:
         log.error("MCP circuit breaker starts open: %s", reason)
         record = trip(BreakerRecord(), reason, now).record
         with contextlib.suppress(OSError):
-            # best effort: the open state is in memory either way; a later save retries the write
-            self.save(record, seq=0)
+            # best effort: the open state is in memory either way; the next change retries the write
+            if locked:
+                self._write(record)
+            else:
+                with self._file_lock():
+                    self._write(record)
         return record, reason
 
-    def save(self, record: BreakerRecord, seq: int) -> None:
-        """Write `record` unless a newer one (higher seq) is already on disk; creates the folder lazily."""
-        with self._lock:
-            if seq <= self._saved_seq:
-                return
-            atomic_write_json(self.path, record_to_json(record, self._clock()))
-            self._saved_seq = seq
+    def _write(self, record: BreakerRecord) -> None:
+        """Write `record` as the next version; only under the file lock (creates the folder lazily)."""
+        payload = record_to_json(record, self._clock())
+        payload["version"] = self.version + 1
+        atomic_write_json(self.path, payload)
+        self.version += 1
+        self._seen = file_key(self.path)

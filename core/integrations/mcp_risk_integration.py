@@ -193,8 +193,12 @@ class MCPRiskIntegrator:
         return self._breaker.current(self._clock()).active
 
     def get_mcp_circuit_breaker_state(self) -> dict[str, Any]:
-        """The MCP breaker as JSON (state, reason, counts, cooldown left)."""
+        """The MCP breaker as JSON (state, reason, counts, cooldown left, the state file's version)."""
         return self._breaker.describe(self._clock())
+
+    async def refresh_mcp_circuit_breaker(self) -> bool:
+        """Re-read the MCP breaker's state file if any process changed it (True when it had changed)."""
+        return await self._breaker.refresh()
 
     async def trip_mcp_circuit_breaker(self, reason: str) -> dict[str, Any]:
         """Open the MCP breaker (idempotent: tripping an open breaker is one trip, its first reason kept)."""
@@ -366,11 +370,15 @@ class MCPRiskIntegrator:
         if latency_reason:
             causes.append(latency_reason)
         record = self._breaker.record
+        reason = "; ".join(causes)
+        # transitions apply to the record in the state file at that moment (another process may have changed it)
         if record.state is BreakerState.HALF_OPEN:
             if sample_ok:  # the trial needs a real resource reading to be judged
-                await self._breaker.apply(finish_trial(record, healthy=not causes, now=now, reason="; ".join(causes)))
+                await self._breaker.update(
+                    lambda on_disk: finish_trial(on_disk, healthy=not causes, now=now, reason=reason)
+                )
         elif causes and self._auto_trips():
-            await self._breaker.apply(trip(record, "; ".join(causes), now))
+            await self._breaker.update(lambda on_disk: trip(on_disk, reason, now))
         self._counters["monitor_checks"] += 1
         self._last["monitor_at"] = now.isoformat()
         gates = {str(kind): self._decide(kind, now) for kind in GateKind}
@@ -432,6 +440,7 @@ class MCPRiskIntegrator:
             "recoveries": record.recoveries,
             "failed_recoveries": record.failed_recoveries,
             "manual_resets": record.manual_resets,
+            "mcp_circuit_breaker_version": self._breaker.version,
             "last_trip_reason": trips[-1].get("reason") if trips else record.reason,
             "last_trip_at": trips[-1].get("time") if trips else None,
             "scans": self._counters["scans"],

@@ -69,6 +69,10 @@ class IntegratorGateStatus:
         if self._integrator is None:
             self._integrator = await asyncio.to_thread(self._factory)
         integrator = self._integrator
+        refresh = getattr(integrator, "refresh_mcp_circuit_breaker", None)
+        if refresh is not None:
+            # a trip or reset by another process (dashboard, Telegram, CLI, a snippet) is in the state file
+            await refresh()
         return gate_summary(
             integrator.get_statistics(), integrator.get_mcp_circuit_breaker_state(), self._clock(), self._hours
         )

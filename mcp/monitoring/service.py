@@ -36,6 +36,9 @@ _NOTHING_CHARTED = object()
 HISTORY_SERIES = ("trade_latency_p99_ms", "trade_latency_p50_ms", "sidecar_cpu_percent", "sidecar_rss_mb", "coverage")
 # never spin, never sleep past the base interval (a check added or re-timed is picked up within one)
 MIN_SLEEP_SECONDS = 0.05
+# the gate block of /health (the MCP breaker) is re-read this often, so a trip or reset made by another
+# process shows within a second (the dashboard caches /health for 0.25 s on top)
+GATE_REFRESH_SECONDS = 0.5
 FIRST_COMPONENTS = ("main_bot", "trade_executor", "circuit_breaker")
 LAST_COMPONENTS = ("monitoring", "sidecar", "host")
 
@@ -178,8 +181,9 @@ class MonitoringService:
             ready.set()
         while True:
             wait = self.scheduler.seconds_until_due(self._clock())
-            await self._sleep(min(max(wait, MIN_SLEEP_SECONDS), self.interval))
-            await self.run_round()
+            await self._sleep(min(max(wait, MIN_SLEEP_SECONDS), self.interval, GATE_REFRESH_SECONDS))
+            if not await self.run_round():
+                await self._refresh_gate()
 
     async def _after_round(self, results: list[ComponentResult], now: float) -> None:
         self.rounds += 1
