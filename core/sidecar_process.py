@@ -1,5 +1,10 @@
 """The bot's side of the sidecar: spawn `python -m mcp.main_mcp all` as a child at lower priority, restart it
-at most a few times, and never let its death touch trading.
+the way systemd's StartLimitBurst=3 / StartLimitIntervalSec=300 would, and never let its death touch trading.
+
+`restart_decision` is the whole policy, pure (restart times, now, exit code in; restart after a back-off or
+give up out): at most 3 restarts within any 300 s (a sliding window, not a lifetime), waiting 1, 2, 4 s
+between them; a settings error (the sidecar's exit code 2) is never retried, since it cannot fix itself.
+On giving up the bot says so through its own alert channel (the outbox), CRITICAL.
 """
 
 from __future__ import annotations
@@ -11,9 +16,11 @@ import os
 import shutil
 import signal
 import sys
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from config.settings import PROJECT_ROOT
 
@@ -21,7 +28,11 @@ log = logging.getLogger("polymarket_bot.sidecar")
 
 SIDECAR_NICE = 10
 MAX_SIDECAR_RESTARTS = 3
+RESTART_WINDOW_SECONDS = 300.0
 STOP_GRACE_SECONDS = 12.0
+# the sidecar's exit code for invalid settings (config.mcp_config.EXIT_BAD_CONFIG): retrying cannot help
+EXIT_BAD_SETTINGS = 2
+GIVE_UP_ALERT_KEY = "sidecar-gave-up"
 
 
 def sidecar_command(python: str = sys.executable, mode: str = "all") -> list[str]:
@@ -36,6 +47,59 @@ def restart_delay(attempt: int, base: float = 1.0, cap: float = 30.0) -> float:
     return min(cap, base * 2 ** (attempt - 1))
 
 
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """At most `max_restarts` restarts within any `window_seconds` (StartLimitBurst / StartLimitIntervalSec)."""
+
+    max_restarts: int = MAX_SIDECAR_RESTARTS
+    window_seconds: float = RESTART_WINDOW_SECONDS
+    base_delay: float = 1.0
+    max_delay: float = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class RestartDecision:
+    """Restart after `backoff_seconds`, or give up (`give_up` says why, in words for the operator)."""
+
+    allowed: bool
+    backoff_seconds: float = 0.0
+    give_up: str | None = None
+
+
+def restart_decision(
+    restarts: Sequence[float], now: float, exit_code: int | None, policy: RestartPolicy = RestartPolicy()
+) -> RestartDecision:
+    """May the sidecar that just exited with `exit_code` at `now` be restarted, given the earlier restart times?
+
+    Only restarts within the last `window_seconds` count; the n-th restart in the window waits base × 2^(n-1).
+    """
+    if exit_code == EXIT_BAD_SETTINGS:
+        return RestartDecision(
+            False, give_up="it refused its settings (exit code 2): a settings error is never retried; fix the settings"
+        )
+    recent = sum(1 for moment in restarts if now - policy.window_seconds < moment <= now)
+    if recent >= policy.max_restarts:
+        return RestartDecision(
+            False,
+            give_up=f"it was already restarted {recent} times in the last {policy.window_seconds:g} s "
+            f"(at most {policy.max_restarts})",
+        )
+    return RestartDecision(True, restart_delay(recent + 1, policy.base_delay, policy.max_delay))
+
+
+def give_up_message(reason: str, exit_code: int | None) -> str:
+    """The CRITICAL alert the bot sends when it stops restarting the sidecar."""
+    return (
+        f"Sidecar given up: it exited with code {exit_code} and {reason}. Trading continues WITHOUT monitoring "
+        "(no health checks, dashboard or sidecar alerts). See LOG_DIR/mcp_servers.log, then start it by hand: "
+        "python -m mcp.main_mcp all (or restart the bot)."
+    )
+
+
+# message -> anything (main.py sends it as a CRITICAL alert through utils.alerts, i.e. the outbox)
+GiveUpAlert = Callable[[str], Awaitable[Any]]
+
+
 @dataclass(slots=True)
 class SidecarStatus:
     pid: int | None = None
@@ -43,10 +107,12 @@ class SidecarStatus:
     restarts: int = 0
     last_exit_code: int | None = None
     gave_up: bool = False
+    give_up_reason: str | None = None
+    restart_times: list[float] = field(default_factory=list)
 
 
 class SidecarProcess:
-    """Keeps one sidecar child running beside the bot (at most `max_restarts` restarts)."""
+    """Keeps one sidecar child running beside the bot (see `restart_decision` for when it stops trying)."""
 
     def __init__(
         self,
@@ -54,19 +120,21 @@ class SidecarProcess:
         *,
         cwd: Path = PROJECT_ROOT,
         env: dict[str, str] | None = None,
-        max_restarts: int = MAX_SIDECAR_RESTARTS,
-        base_delay: float = 1.0,
+        policy: RestartPolicy = RestartPolicy(),
+        alert: GiveUpAlert | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.command = list(command) if command is not None else sidecar_command()
         self.cwd = cwd
         self.env = env
-        self.max_restarts = max_restarts
-        self.base_delay = base_delay
+        self.policy = policy
+        self._alert = alert
+        self._clock = clock
         self.status = SidecarStatus()
         self._process: asyncio.subprocess.Process | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Start the sidecar and restart it when it dies, until `stop` is set or the restarts run out."""
+        """Start the sidecar and restart it when it dies, until `stop` is set or the policy gives up."""
         while not stop.is_set():
             try:
                 self._process = await asyncio.create_subprocess_exec(
@@ -82,8 +150,7 @@ class SidecarProcess:
                     process_group=0,
                 )
             except OSError as e:
-                log.error("could not start the sidecar (%s); the bot trades on without it", e)
-                self.status.gave_up = True
+                await self._give_up(f"it could not be started ({e})", None)
                 return
             self.status.pid = self._process.pid
             self.status.starts += 1
@@ -92,26 +159,40 @@ class SidecarProcess:
             if stop.is_set():
                 return
             self.status.last_exit_code = exit_code
-            if self.status.restarts >= self.max_restarts:
-                self.status.gave_up = True
-                log.error(
-                    "sidecar exited with code %s and was restarted %d times already: giving up; "
-                    "trading continues without monitoring (start it by hand: python -m mcp.main_mcp all)",
-                    exit_code,
-                    self.status.restarts,
-                )
+            now = self._clock()
+            decision = restart_decision(self.status.restart_times, now, exit_code, self.policy)
+            if not decision.allowed:
+                await self._give_up(decision.give_up or "the restart policy said so", exit_code)
                 return
             self.status.restarts += 1
-            delay = restart_delay(self.status.restarts, self.base_delay)
+            self.status.restart_times = [
+                *(t for t in self.status.restart_times if now - t < self.policy.window_seconds),
+                now,
+            ]
             log.warning(
-                "sidecar exited with code %s; restart %d/%d in %.0f s (trading is not affected)",
+                "sidecar exited with code %s; restart %d (%d/%d in %g s) in %.0f s (trading is not affected)",
                 exit_code,
                 self.status.restarts,
-                self.max_restarts,
-                delay,
+                len(self.status.restart_times),
+                self.policy.max_restarts,
+                self.policy.window_seconds,
+                decision.backoff_seconds,
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
+                await asyncio.wait_for(stop.wait(), timeout=decision.backoff_seconds)
+
+    async def _give_up(self, reason: str, exit_code: int | None) -> None:
+        self.status.gave_up = True
+        self.status.give_up_reason = reason
+        message = give_up_message(reason, exit_code)
+        log.critical("%s", message)
+        if self._alert is None:
+            return
+        try:
+            await self._alert(message)
+        except Exception:
+            # the alert channel failing must not stop the bot; the log line above already says it all
+            log.exception("could not send the sidecar give-up alert")
 
     async def _wait_or_stop(self, stop: asyncio.Event) -> int | None:
         assert self._process is not None

@@ -246,21 +246,13 @@ def run_servers(settings: Settings, command: str, *, hard_exit: bool = True) -> 
     flushing the logs, since the interpreter would otherwise wait for it at exit.
     """
     names = selected_servers(command, settings)
-    if not names:
-        print(
-            "no server enabled: set MCP_CODEBASE_SEARCH_ENABLED, MCP_TESTING_ENABLED or MCP_MONITORING_ENABLED",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_CONFIG
-    if "monitoring" in names and settings.dashboard_enabled:
-        from mcp.dashboard.security import DashboardBindError, check_bind_safety
+    from mcp.preflight import sidecar_settings_problems
 
-        try:
-            check_bind_safety(settings.dashboard_host, settings.dashboard_token)
-        except DashboardBindError as e:
-            # refused before anything starts: a public dashboard without a token is a configuration error
-            print(str(e), file=sys.stderr)
-            return EXIT_BAD_CONFIG
+    problems = sidecar_settings_problems(settings, command)
+    if problems:
+        # refused before anything starts; the bot runs the same checks before it trades (main.py)
+        print("\n".join(problems), file=sys.stderr)
+        return EXIT_BAD_CONFIG
     overrides: dict[str, ServerFactory] = {}
     if command == "monitoring":
         from mcp.monitoring_server import MonitoringServer

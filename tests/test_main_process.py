@@ -144,3 +144,42 @@ def test_an_unusable_state_dir_refuses_to_trade(tmp_path: Path) -> None:
     assert "not-a-dir" in done.stderr
     assert "refusing to trade without a working breaker state file" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("bad", "fragment"),
+    [
+        (
+            {"DASHBOARD_HOST": "0.0.0.0"},
+            "refusing to serve the dashboard on DASHBOARD_HOST=0.0.0.0 without DASHBOARD_TOKEN",
+        ),
+        (
+            {"MCP_CODEBASE_SEARCH_ENABLED": "false", "MCP_TESTING_ENABLED": "false", "MCP_MONITORING_ENABLED": "false"},
+            "no server enabled",
+        ),
+    ],
+    ids=["public-dashboard-without-token", "no-server-enabled"],
+)
+def test_the_bot_refuses_settings_its_sidecar_would_refuse_before_trading(
+    tmp_path: Path, bad: dict[str, str], fragment: str
+) -> None:
+    done = run_main(tmp_path, "--duration", "30", MCP_INTEGRATION_ENABLED="true", **bad)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert fragment in done.stderr
+    assert not (tmp_path / "state" / "risk_state.json").exists(), "no trading with settings the sidecar refuses"
+    # the sidecar itself says the very same thing, with the same exit code
+    sidecar = subprocess.run(
+        [sys.executable, "-m", "mcp.main_mcp", "all"],
+        cwd=ROOT,
+        env=bot_env(tmp_path, **bad),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert sidecar.returncode == 2
+    assert done.stderr.strip() and sidecar.stderr.strip().endswith(done.stderr.strip())
+
+
+def test_without_the_sidecar_its_settings_are_not_the_bot_s_business(tmp_path: Path) -> None:
+    done = run_main(tmp_path, "--duration", "2", MCP_INTEGRATION_ENABLED="false", DASHBOARD_HOST="0.0.0.0")
+    assert done.returncode == 0, done.stderr[-2000:]

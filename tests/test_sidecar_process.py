@@ -7,10 +7,71 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from core.sidecar_process import SidecarProcess, restart_delay, sidecar_command
+from core.sidecar_process import (
+    EXIT_BAD_SETTINGS,
+    RestartDecision,
+    RestartPolicy,
+    SidecarProcess,
+    restart_decision,
+    restart_delay,
+    sidecar_command,
+)
 
-pytestmark = pytest.mark.integration
+FAST = RestartPolicy(base_delay=0.01)
+
+
+# --- the supervision window, as a pure decision (no process, no clock) -------------------------------
+
+
+@pytest.mark.parametrize(
+    ("restarts", "now", "exit_code", "expected"),
+    [
+        ([], 100.0, 1, RestartDecision(True, 1.0)),  # first failure: restart after 1 s
+        ([100.0], 110.0, 1, RestartDecision(True, 2.0)),
+        ([100.0, 110.0], 120.0, -9, RestartDecision(True, 4.0)),
+        # a fourth failure within 300 s of the first restart: give up
+        ([100.0, 110.0, 120.0], 130.0, 1, RestartDecision(False, give_up="")),
+        ([100.0, 110.0, 120.0], 399.9, 1, RestartDecision(False, give_up="")),
+        # the window slides: the restart at 100 s left it at 400 s, so one more is allowed
+        ([100.0, 110.0, 120.0], 400.0, 1, RestartDecision(True, 4.0)),
+        # a sidecar that ran for hours between crashes is restarted every time (not a lifetime budget)
+        ([0.0, 1000.0, 2000.0, 3000.0, 4000.0], 5000.0, 1, RestartDecision(True, 1.0)),
+        # a settings error is never retried, whatever the window says
+        ([], 100.0, EXIT_BAD_SETTINGS, RestartDecision(False, give_up="")),
+    ],
+)
+def test_restart_decision_table(restarts: list[float], now: float, exit_code: int, expected: RestartDecision) -> None:
+    decision = restart_decision(restarts, now, exit_code)
+    assert (decision.allowed, decision.backoff_seconds) == (expected.allowed, expected.backoff_seconds)
+    assert (decision.give_up is not None) == (not expected.allowed)
+
+
+def test_the_reasons_say_what_happened() -> None:
+    settings = restart_decision([], 0.0, EXIT_BAD_SETTINGS).give_up
+    assert settings is not None and "exit code 2" in settings and "never retried" in settings
+    window = restart_decision([1.0, 2.0, 3.0], 4.0, 1).give_up
+    assert window is not None and "3 times in the last 300 s" in window
+
+
+@given(
+    st.lists(st.floats(min_value=0, max_value=10_000), max_size=12),
+    st.floats(min_value=0, max_value=10_000),
+    st.integers(min_value=-15, max_value=255),
+)
+def test_never_more_than_three_restarts_in_any_window(restarts: list[float], now: float, exit_code: int) -> None:
+    decision = restart_decision(restarts, now, exit_code)
+    recent = [t for t in restarts if now - 300.0 < t <= now]
+    if decision.allowed:
+        assert len(recent) < 3 and exit_code != EXIT_BAD_SETTINGS
+        assert 1.0 <= decision.backoff_seconds <= 30.0
+    else:
+        assert len(recent) >= 3 or exit_code == EXIT_BAD_SETTINGS
+
+
+# --- the real child process -------------------------------------------------------------------------
 
 
 def test_restart_delays_double_up_to_a_cap() -> None:
@@ -24,18 +85,73 @@ def test_sidecar_command_runs_the_sidecar_module_at_lower_priority() -> None:
         assert command[1:3] == ["-n", "10"]
 
 
-async def test_a_crashing_sidecar_is_restarted_at_most_three_times(tmp_path: Path) -> None:
+@pytest.mark.integration
+async def test_a_crashing_sidecar_is_restarted_three_times_then_the_bot_alerts(tmp_path: Path) -> None:
     starts = tmp_path / "starts"
     script = f"open({str(starts)!r}, 'a').write('x'); raise SystemExit(3)"
-    sidecar = SidecarProcess([sys.executable, "-c", script], cwd=tmp_path, base_delay=0.01)
+    alerts: list[str] = []
+
+    async def alert(message: str) -> None:
+        alerts.append(message)
+
+    sidecar = SidecarProcess([sys.executable, "-c", script], cwd=tmp_path, policy=FAST, alert=alert)
     await asyncio.wait_for(sidecar.run(asyncio.Event()), timeout=30)
     assert starts.read_text() == "xxxx"  # the first start and three restarts
     assert sidecar.status.gave_up
     assert sidecar.status.last_exit_code == 3
+    assert len(alerts) == 1
+    assert alerts[0].startswith("Sidecar given up: it exited with code 3 and it was already restarted 3 times")
+    assert "Trading continues WITHOUT monitoring" in alerts[0]
 
 
+@pytest.mark.integration
+async def test_a_settings_error_is_never_retried(tmp_path: Path) -> None:
+    starts = tmp_path / "starts"
+    script = f"open({str(starts)!r}, 'a').write('x'); raise SystemExit(2)"
+    alerts: list[str] = []
+
+    async def alert(message: str) -> None:
+        alerts.append(message)
+
+    sidecar = SidecarProcess([sys.executable, "-c", script], cwd=tmp_path, policy=FAST, alert=alert)
+    await asyncio.wait_for(sidecar.run(asyncio.Event()), timeout=30)
+    assert starts.read_text() == "x"
+    assert sidecar.status.restarts == 0 and sidecar.status.gave_up
+    assert len(alerts) == 1 and "refused its settings (exit code 2)" in alerts[0]
+
+
+@pytest.mark.integration
+async def test_restarts_spread_over_more_than_the_window_go_on(tmp_path: Path) -> None:
+    # a moved clock instead of waiting 300 s: every exit happens "400 s" after the one before
+    moments = iter(range(0, 4000, 400))
+    sidecar = SidecarProcess(
+        [sys.executable, "-c", "raise SystemExit(1)"], cwd=tmp_path, policy=FAST, clock=lambda: float(next(moments))
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(sidecar.run(stop))
+    for _ in range(3000):
+        if sidecar.status.restarts >= 5:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await asyncio.wait_for(task, timeout=30)
+    assert sidecar.status.restarts >= 5  # more than 3 in its life, never more than 1 in a window
+    assert not sidecar.status.gave_up
+
+
+@pytest.mark.integration
+async def test_a_failing_alert_channel_does_not_stop_the_give_up(tmp_path: Path) -> None:
+    async def broken(message: str) -> None:
+        raise ConnectionError("alert channel down")
+
+    sidecar = SidecarProcess([sys.executable, "-c", "raise SystemExit(2)"], cwd=tmp_path, policy=FAST, alert=broken)
+    await asyncio.wait_for(sidecar.run(asyncio.Event()), timeout=30)
+    assert sidecar.status.gave_up
+
+
+@pytest.mark.integration
 async def test_the_copy_loop_runs_on_while_the_sidecar_dies(tmp_path: Path) -> None:
-    sidecar = SidecarProcess([sys.executable, "-c", "raise SystemExit(1)"], cwd=tmp_path, base_delay=0.01)
+    sidecar = SidecarProcess([sys.executable, "-c", "raise SystemExit(1)"], cwd=tmp_path, policy=FAST)
     stop = asyncio.Event()
     ticks = 0
 
@@ -55,6 +171,7 @@ async def test_the_copy_loop_runs_on_while_the_sidecar_dies(tmp_path: Path) -> N
     await loop_task
 
 
+@pytest.mark.integration
 async def test_stop_terminates_a_running_sidecar(tmp_path: Path) -> None:
     sidecar = SidecarProcess([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path)
     stop = asyncio.Event()
@@ -68,6 +185,7 @@ async def test_stop_terminates_a_running_sidecar(tmp_path: Path) -> None:
     assert sidecar.status.restarts == 0
 
 
+@pytest.mark.integration
 async def test_a_sidecar_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     marker = tmp_path / "ignoring"
     script = (
@@ -89,6 +207,7 @@ async def test_a_sidecar_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     await asyncio.wait_for(task, timeout=10)
 
 
+@pytest.mark.integration
 async def test_an_unstartable_sidecar_is_logged_and_given_up(tmp_path: Path) -> None:
     sidecar = SidecarProcess([str(tmp_path / "no-such-binary")], cwd=tmp_path)
     await asyncio.wait_for(sidecar.run(asyncio.Event()), timeout=10)
