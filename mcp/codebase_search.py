@@ -120,8 +120,10 @@ class CodebaseSearchServer:
         """Cached state: healthy while scans succeed or are deferred by the gate."""
         if self._consecutive_failures >= FAILURES_BEFORE_CRITICAL:
             status = "critical"
-        elif self._scan_status in ("error", "starting"):
+        elif self._scan_status == "error":
             status = "degraded"
+        elif self._scan_status == "starting":
+            status = "starting"  # the first scan has not finished: nothing known yet, nothing wrong either
         else:
             status = "healthy"
         report = self._report

@@ -30,6 +30,7 @@ from mcp.dashboard.serve import integrator_reset, start_dashboard
 from mcp.monitoring.gate import GateStatusSource, IntegratorGateStatus
 from mcp.monitoring.http import ServeError, metrics_app, start_site
 from mcp.monitoring.metrics import MonitoringMetrics
+from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS
 from mcp.monitoring.service import AlertStatsSource, MonitoringService, alert_totals_from_manager
 from mcp.monitoring.sources import PsutilLike, ServerStatesSource
 
@@ -78,6 +79,8 @@ class MonitoringServer:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Any] = asyncio.sleep,
         interval: float | None = None,
+        hold: float | None = None,
+        min_cpu_span: float = MIN_CPU_SPAN_SECONDS,
         report: Callable[[dict[str, Any]], None] | None = None,
         server_states: ServerStatesSource | None = None,
         gate_status: GateStatusSource | None = None,
@@ -105,6 +108,8 @@ class MonitoringServer:
             state_dir=state_dir,
             breaker_file=breaker_file,
             interval=interval,
+            hold=hold,
+            min_cpu_span=min_cpu_span,
             clock=clock,
             sleep=sleep,
             metrics=self.metrics,

@@ -189,7 +189,7 @@ class RiskWatchServer:
         """The MCP breaker, the gate decision, the last monitor_all figures and the last coverage verdict."""
         integrator = self.integrator
         if integrator is None:
-            return {"status": HealthStatus.DEGRADED.value, "message": "starting: the integrator is not built yet"}
+            return {"status": HealthStatus.STARTING.value, "message": "starting: the integrator is not built yet"}
         breaker = integrator.get_mcp_circuit_breaker_state()
         statistics = integrator.get_statistics()
         status, message = watch_status(breaker, monitor_failures=self.monitor_failures, last_error=self.last_error)

@@ -2,7 +2,8 @@
 
 The supervisor rewrites `STATE_DIR/sidecar_status.json` on every health tick and once more when it stops,
 so a missing file, a stopped sidecar, a dead pid, a file older than three ticks or a failed server all
-mean "not healthy" (exit 1).
+mean "not healthy" (exit 1). So does a failing health verdict: the monitored components in the file are
+judged by `mcp.health.verdict`, the function /health, validate_health.sh and the dashboard use too.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, TextIO
 
 import psutil
 
+from mcp.health import Verdict, verdict
 from mcp.supervisor import STATUS_SCHEMA_VERSION
 from utils.atomic import StateFileError, read_json_object
 
@@ -22,6 +24,18 @@ EXIT_HEALTHY, EXIT_UNHEALTHY = 0, 1
 # a status file counts as stale after this many missed health ticks (plus a little slack)
 STALE_AFTER_TICKS = 3
 STALE_SLACK_SECONDS = 10.0
+
+
+def status_verdict(payload: Mapping[str, Any]) -> Verdict:
+    """The health verdict of the components in a status file: the monitoring server's components when it
+    runs, else the servers' own statuses."""
+    servers = payload.get("servers") if isinstance(payload.get("servers"), Mapping) else {}
+    monitoring = servers.get("monitoring") if isinstance(servers.get("monitoring"), Mapping) else {}
+    health = monitoring.get("health") if isinstance(monitoring.get("health"), Mapping) else {}
+    components = health.get("components")
+    if isinstance(components, Mapping) and components:
+        return verdict(components)
+    return verdict({name: s for name, s in servers.items() if isinstance(s, Mapping) and "status" in s})
 
 
 def assess_status(payload: Mapping[str, Any], now: float, pid_alive: bool | None) -> list[str]:
@@ -48,13 +62,19 @@ def assess_status(payload: Mapping[str, Any], now: float, pid_alive: bool | None
     for name, server in servers.items():
         if isinstance(server, Mapping) and server.get("state") == "failed":
             problems.append(f"server {name} failed: {server.get('last_error')}")
+    judged = status_verdict(payload)
+    if not judged.passed:
+        problems.append(f"health verdict {judged.status.value}: " + "; ".join(judged.problems))
     return problems
 
 
 def format_status(payload: Mapping[str, Any], problems: list[str]) -> list[str]:
     """Lines for a terminal: the verdict, the sidecar, each server, and the monitored components."""
+    judged = status_verdict(payload)
+    why = f" ({'; '.join(judged.problems)})" if judged.problems else ""
     lines = [
         "sidecar: " + ("HEALTHY" if not problems else "NOT HEALTHY"),
+        f"verdict: [{judged.label}] {judged.status.value}{why}",
         f"pid={payload.get('pid')} state={payload.get('sidecar_state')} overall={payload.get('overall')} "
         f"uptime_seconds={payload.get('uptime_seconds')} restarts={payload.get('restarts_total')} "
         f"updated_at={payload.get('updated_at')}",

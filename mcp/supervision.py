@@ -25,7 +25,7 @@ class ServerState(StrEnum):
 
 # The health of a server that is not running comes from its state, not from its own health().
 STATE_HEALTH = {
-    ServerState.STARTING: HealthStatus.DEGRADED,
+    ServerState.STARTING: HealthStatus.STARTING,
     ServerState.RESTARTING: HealthStatus.DEGRADED,
     ServerState.FAILED: HealthStatus.CRITICAL,
     ServerState.STOPPED: HealthStatus.DEGRADED,

@@ -60,6 +60,8 @@ def make_server(tmp_path: Path, **kw: Any) -> MonitoringServer:
     kw.setdefault("dashboard_port", 0)
     kw.setdefault("reset_breaker", RecordingReset())
     kw.setdefault("sleep", clock.sleep)
+    kw.setdefault("hold", 0.0)  # verdicts at once; the warm-up is proven in tests/test_health_truth.py
+    kw.setdefault("min_cpu_span", 0.0)
     return MonitoringServer(settings(tmp_path, **overrides), clock=clock, **kw)
 
 

@@ -9,6 +9,7 @@ The install's .venv is a symlink to the interpreter environment running the test
 
 from __future__ import annotations
 
+import contextlib
 import grp
 import hashlib
 import os
@@ -137,6 +138,41 @@ def new_install(root: Path, **settings: str) -> Path:
     return root
 
 
+@contextlib.contextmanager
+def bot_beside(install: Path) -> Iterator[subprocess.Popen[bytes]]:
+    """A real bot (paper trading, no sidecar of its own) writing the install's state, as in production.
+
+    The overall health verdict is the one of /health: with no bot, main_bot is critical and validation fails
+    (rightly), so the checks that expect a pass run beside a live bot.
+    """
+    env = script_env(install, STATE_DIR=str(install / "state"), LOG_DIR=str(install / "logs"))
+    env.update(MCP_INTEGRATION_ENABLED="false", PYTHONUNBUFFERED="1")
+    with (install / "bot.out").open("wb") as out:
+        bot = subprocess.Popen(
+            [sys.executable, str(PROJECT_ROOT / "main.py")],
+            cwd=install,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not (install / "state" / "risk_state.json").exists():
+            if bot.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"the bot did not start:\n{(install / 'bot.out').read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield bot
+    finally:
+        if bot.poll() is None:
+            bot.send_signal(signal.SIGTERM)
+            try:
+                bot.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                bot.kill()
+                bot.wait(timeout=5)
+
+
 def sidecar_pid(install: Path) -> int | None:
     """The pid in the install's pid file when it is a live sidecar, else None."""
     try:
@@ -218,6 +254,7 @@ def test_every_script_is_shellcheck_clean() -> None:
 class Live:
     install: Path
     process: subprocess.Popen[bytes]
+    bot: subprocess.Popen[bytes]
 
 
 def linked_install(root: Path, **settings: str) -> Path:
@@ -231,9 +268,14 @@ def linked_install(root: Path, **settings: str) -> Path:
 
 @pytest.fixture(scope="module")
 def live_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
-    """`python -m mcp.main_mcp all` in a temporary install, waited for until `status` says healthy."""
+    """`python -m mcp.main_mcp all` in a temporary install beside a live bot, waited for until `status` passes."""
     install = linked_install(tmp_path_factory.mktemp("live") / "install", **install_settings())
     env = script_env(install)
+    with bot_beside(install) as bot:
+        yield from _live_sidecar(install, env, bot)
+
+
+def _live_sidecar(install: Path, env: dict[str, str], bot: subprocess.Popen[bytes]) -> Iterator[Live]:
     with (install / "sidecar.out").open("wb") as out:
         process = subprocess.Popen(
             [str(install / ".venv" / "bin" / "python"), "-m", "mcp.main_mcp", "all"],
@@ -259,7 +301,7 @@ def live_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
             time.sleep(0.5)
         else:
             pytest.fail(f"the sidecar did not become healthy:\n{(install / 'sidecar.out').read_text()[-3000:]}")
-        yield Live(install, process)
+        yield Live(install, process, bot)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -303,7 +345,10 @@ def test_monitor_deployment_watches_a_stable_sidecar(live_sidecar: Live) -> None
     result = run(script, "--seconds", "2", "--interval", "1", env=env)
     assert result.returncode == 0, result.stdout
     assert f"[PASS] sidecar pid {live_sidecar.process.pid} stable for 2 s" in result.stdout
-    # no bot runs here, so main_bot is critical in every round: against a 0 % baseline that is a rise
+    # the bot dies: main_bot turns critical in every round, against a 0 % baseline that is a rise
+    live_sidecar.bot.kill()
+    live_sidecar.bot.wait(timeout=10)
+    time.sleep(4)  # 1 s rounds, 1.5 s minimum duration
     worse = run(script, "--seconds", "1", "--interval", "1", "--baseline", "0", "--max-rise", "0", env=env)
     assert worse.returncode == 1, worse.stdout
     assert "limit +0.0)" in lines_with(worse.stdout, "FAIL")[-1]
@@ -456,11 +501,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     install = new_install(root / "install", **install_settings())
     v1 = snapshot_release(root / "v1")
     try:
-        env = script_env(install, **DEPLOY_SETTINGS)
-        result = run(v1 / "scripts" / "deploy_mcp_servers.sh", "production", "--monitor-seconds", "3", env=env)
-        if result.returncode != 0:
-            pytest.fail(f"deploying v1 failed ({result.returncode}):\n{result.stdout}")
-        yield Installed(root, install, v1, result.stdout)
+        with bot_beside(install):  # production: the bot trades beside the sidecar being deployed
+            env = script_env(install, **DEPLOY_SETTINGS)
+            result = run(v1 / "scripts" / "deploy_mcp_servers.sh", "production", "--monitor-seconds", "3", env=env)
+            if result.returncode != 0:
+                pytest.fail(f"deploying v1 failed ({result.returncode}):\n{result.stdout}")
+            yield Installed(root, install, v1, result.stdout)
     finally:
         stop_sidecar(install)
 

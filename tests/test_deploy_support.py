@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -202,10 +203,29 @@ def test_missing_or_malformed_resource_figures_fail(value: object) -> None:
     assert all(check.outcome is Outcome.FAIL and "no" in check.detail for check in checks)
 
 
-def test_overall_line_names_the_critical_components() -> None:
-    health = {"status": "critical", "components": {"main_bot": {"status": "critical"}, "host": {"status": "healthy"}}}
-    assert deploy_rules.overall_check(health).line() == "[INFO] overall health: critical (critical: main_bot)"
-    assert deploy_rules.overall_check(None).outcome is Outcome.INFO
+@pytest.mark.parametrize(
+    ("components", "line"),
+    [
+        (
+            {"main_bot": {"status": "critical", "message": "bot process 7 is not running"}, "host": "healthy"},
+            "[FAIL] overall health: critical (main_bot critical: bot process 7 is not running)",
+        ),
+        ({"main_bot": "starting", "host": "healthy"}, "[PASS] overall health: starting"),
+        (
+            {"sidecar": {"status": "degraded", "message": "RSS 120 MB"}},
+            "[PASS] overall health: degraded (sidecar degraded: RSS 120 MB)",
+        ),
+        ({"host": "healthy"}, "[PASS] overall health: healthy"),
+        ({"host": "on fire"}, "[FAIL] overall health: critical (host critical)"),  # unknown counts as critical
+    ],
+)
+def test_overall_line_is_the_one_verdict(components: dict[str, Any], line: str) -> None:
+    # the body's own "status" is ignored on purpose: the verdict is recomputed from the components
+    assert deploy_rules.overall_check({"status": "healthy", "components": components}).line() == line
+
+
+def test_no_health_body_fails_the_overall_line() -> None:
+    assert deploy_rules.overall_check(None).outcome is Outcome.FAIL
 
 
 # --- the monitoring loop -----------------------------------------------------------------------------
@@ -438,7 +458,12 @@ def test_components_command_exit_codes(tmp_path: Path) -> None:
     status.write_text(json.dumps(status_json(codebase_search=RUNNING, testing=RUNNING, monitoring=RUNNING)))
     health = tmp_path / "health.json"
     health.write_text(
-        json.dumps({"status": "healthy", "components": {"sidecar": {"figures": {"cpu_percent": 1, "memory_mb": 50}}}})
+        json.dumps(
+            {
+                "status": "healthy",
+                "components": {"sidecar": {"status": "healthy", "figures": {"cpu_percent": 1, "memory_mb": 50}}},
+            }
+        )
     )
     args = ["components", "--status-json", str(status), "--health-json", str(health)]
     limits = ["--cpu-limit", "15", "--memory-limit-mb", "1000"]
@@ -449,6 +474,7 @@ def test_components_command_exit_codes(tmp_path: Path) -> None:
     broken = helper(*args, *limits)
     assert broken.returncode == 1
     assert "[FAIL] sidecar CPU: no cpu_percent figure" in broken.stdout
+    assert "[FAIL] overall health: unknown (no /health body)" in broken.stdout
     assert helper(*args, *limits, "--disabled", "nonsense").returncode == 2
 
 

@@ -29,7 +29,7 @@ from aiohttp import hdrs, web
 
 from config.settings import Settings
 from mcp.dashboard.security import BearerToken, Scrubber, add_security_headers, bearer_from_header
-from mcp.health import HealthStatus
+from mcp.health import HealthStatus, Verdict
 from mcp.monitoring.http import metrics_handler
 
 logger = logging.getLogger(__name__)
@@ -113,9 +113,8 @@ CACHE_KEY = web.AppKey("dashboard_body_cache", BodyCache)
 
 
 def health_http_status(report: Mapping[str, Any]) -> int:
-    """200 for a healthy or degraded overall status, 503 for critical (and for anything unrecognised)."""
-    status = HealthStatus.parse(report.get("status"))
-    return 503 if status is HealthStatus.CRITICAL else 200
+    """The verdict's HTTP code (mcp.health.Verdict): 200 unless critical (or unrecognised), 503 then."""
+    return Verdict(HealthStatus.parse(report.get("status"))).http_status
 
 
 def _finite(value: Any) -> Any:

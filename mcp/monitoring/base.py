@@ -80,6 +80,10 @@ class Judge:
     def __init__(self, rules: Mapping[str, Hysteresis]) -> None:
         self.rules = dict(rules)
 
+    def waiting(self, figure: str) -> Level:
+        """The figure's level while its reading has no baseline yet: unchanged, `starting` before the first."""
+        return self.rules[figure].level or Level.STARTING
+
     def level(self, figure: str, value: float | None, now: float) -> Level | None:
         """The figure's level after this reading, None when the value is unknown."""
         rule = self.rules[figure]

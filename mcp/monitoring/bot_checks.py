@@ -32,10 +32,12 @@ class MainBotCheck:
         limits: MonitoringLimits,
         *,
         interval: float,
+        warmup: float = 0.0,
         name: str = "main_bot",
     ) -> None:
         self.name = name
         self.interval = interval
+        self.warmup = warmup
         self._reader = reader
         self._pid_alive = pid_alive
         self._age_warning, self._age_critical = limits.snapshot_age_seconds
@@ -116,6 +118,7 @@ class TradeExecutorCheck:
     ) -> None:
         self.name = name
         self.interval = interval
+        self.warmup = min_duration
         self._reader = reader
         self._limits = limits
         self._judge = Judge(
@@ -191,6 +194,7 @@ class CircuitBreakerCheck:
     ) -> None:
         self.name = name
         self.interval = interval
+        self.warmup = min_duration
         self._reader = reader
         self._limits = limits
         self._max_daily_loss = max_daily_loss

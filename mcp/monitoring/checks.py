@@ -7,9 +7,11 @@
 | circuit_breaker  | CircuitBreakerCheck  | trading state (HALTED critical), daily loss vs the percents  |
 | <each server>    | ServersCheck         | the supervisor's state of it and its own health()            |
 | sidecar          | SidecarCheck         | this process's CPU and RSS vs the monitoring / hard limits   |
-| host             | HostCheck            | host CPU, memory, and the disk holding STATE_DIR             |
+| host             | HostCheck            | host CPU, memory, disk of STATE_DIR: means over a window     |
 
-The `monitoring` component (the checks themselves on time?) is added by the service.
+The `monitoring` component (the checks themselves on time?) is added by the service. Each check has a
+`warmup` (its minimum duration): until it has run that long, the scheduler shows its components as
+`starting`, whatever the first readings say.
 """
 
 from __future__ import annotations
@@ -25,9 +27,14 @@ from core.integrations.readonly import BREAKER_STATE_FILE_NAME
 from core.risk_snapshot import risk_snapshot_path
 from mcp.monitoring.base import Check, ComponentResult, Primable, Reading
 from mcp.monitoring.bot_checks import CircuitBreakerCheck, ErrorRateWindow, MainBotCheck, TradeExecutorCheck
-from mcp.monitoring.process_checks import HostCheck, ServersCheck, SidecarCheck
+from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS, HostCheck, ServersCheck, SidecarCheck
 from mcp.monitoring.sources import BotStateReader, PsutilLike, ServerStatesSource, StatusFileServerStates
-from mcp.monitoring.thresholds import HOST_INTERVAL_FACTOR, MIN_DURATION_INTERVALS, MonitoringLimits
+from mcp.monitoring.thresholds import (
+    HOST_SAMPLE_SECONDS,
+    HOST_WINDOW_FACTOR,
+    MIN_DURATION_INTERVALS,
+    MonitoringLimits,
+)
 from mcp.status import STATUS_FILE_NAME
 
 __all__ = [
@@ -56,10 +63,14 @@ def build_checks(
     breaker_file: Path | None = None,
     interval: float | None = None,
     clock: Callable[[], float] = time.time,
+    hold: float | None = None,
+    min_cpu_span: float = MIN_CPU_SPAN_SECONDS,
 ) -> list[Check]:
     """Every check of the table above, with intervals from MONITOR_INTERVAL_SECONDS (or `interval`).
 
-    Without `server_states`, server states come from this process's supervisor status file.
+    Without `server_states`, server states come from this process's supervisor status file. `hold` is the
+    minimum duration of every level and each check's warm-up (default: MIN_DURATION_INTERVALS intervals;
+    tests of the ratings themselves pass 0, and 0 for `min_cpu_span`, the age a CPU baseline needs).
     """
     base = float(interval if interval is not None else settings.monitor_interval_seconds)
     folder = Path(state_dir) if state_dir is not None else Path(settings.state_dir)
@@ -67,18 +78,25 @@ def build_checks(
     reader = BotStateReader(
         risk_snapshot_path(folder), Path(breaker_file) if breaker_file is not None else folder / BREAKER_STATE_FILE_NAME
     )
-    hold = base * MIN_DURATION_INTERVALS
-    host_interval = base * HOST_INTERVAL_FACTOR
-    host_hold = host_interval * MIN_DURATION_INTERVALS
+    # every level, the first included, needs readings spanning `hold`: until then a component is `starting`
+    hold = base * MIN_DURATION_INTERVALS if hold is None else float(hold)
     if server_states is None:
         # the supervisor rewrites its status file every MCP_HEALTH_LOOP_SECONDS; allow missing two ticks
         max_age = 3 * settings.mcp_health_loop_seconds + 5
         server_states = StatusFileServerStates(folder / STATUS_FILE_NAME, clock=clock, max_age=max_age)
     return [
-        MainBotCheck(reader, pid_alive, limits, interval=base),
+        MainBotCheck(reader, pid_alive, limits, interval=base, warmup=hold),
         TradeExecutorCheck(reader, limits, interval=base, min_duration=hold),
         CircuitBreakerCheck(reader, limits, max_daily_loss=settings.max_daily_loss, interval=base, min_duration=hold),
         ServersCheck(server_states, interval=base, min_duration=hold),
-        SidecarCheck(psutil_like, limits, interval=base, min_duration=hold),
-        HostCheck(psutil_like, limits, folder, interval=host_interval, min_duration=host_hold),
+        SidecarCheck(psutil_like, limits, interval=base, min_duration=hold, min_cpu_span=min_cpu_span),
+        HostCheck(
+            psutil_like,
+            limits,
+            folder,
+            interval=min(base, HOST_SAMPLE_SECONDS),
+            window=base * HOST_WINDOW_FACTOR,
+            min_duration=hold,
+            min_cpu_span=min_cpu_span,
+        ),
     ]

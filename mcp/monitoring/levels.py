@@ -6,7 +6,8 @@ make the level flip on every check, so a `Hysteresis` sits in front of each figu
 * a worse level is entered at its threshold, a better level only once the value is past the threshold
   by `margin` (a Schmitt trigger: the band just inside a threshold keeps the current level);
 * either change takes effect only after the new level has been asked for continuously for
-  `min_duration` seconds.
+  `min_duration` seconds; so does the first one: until its readings have lasted `min_duration`, a figure
+  is `starting` (known to nobody yet), never degraded or critical on the strength of one reading.
 
 Everything here is pure: the caller passes the value and `now`; nothing reads a clock.
 """
@@ -71,7 +72,7 @@ class Thresholds:
         """The level `value` asks for when the figure is at `current`: worse levels at their threshold,
         better ones only once the value is past the threshold by `margin`."""
         plain = self.level(value)
-        if current is None or plain.rank >= current.rank:
+        if current is None or current is Level.STARTING or plain.rank >= current.rank:
             return plain
         # judge the value as if it were `margin` worse: inside the band it still reads as the current level
         eased = self.level(value + self.margin if self.higher_is_worse else value - self.margin)
@@ -88,19 +89,25 @@ class HysteresisState:
     pending_since: float | None = None
 
 
+def _is_worse(level: Level, current: Level) -> bool:
+    # from `starting` every real level is a first verdict, judged like a change for the worse: it goes only
+    # as far as the mildest of the readings that asked for it
+    return current is Level.STARTING or level.rank > current.rank
+
+
 def step(state: HysteresisState, proposed: Level, now: float, min_duration: float) -> HysteresisState:
     """The state after one reading that asks for `proposed` at `now`.
 
-    The first reading sets the level at once. Afterwards a change takes effect once readings have asked
-    for a change in the same direction for `min_duration` seconds; the level adopted is the mildest
-    change every one of those readings agreed on.
+    Before the first reading the level is `starting`. A change (the first verdict included) takes effect
+    once readings have asked for a change in the same direction for `min_duration` seconds; the level
+    adopted is the mildest change every one of those readings agreed on.
     """
     if state.level is None:
-        return HysteresisState(proposed, now)
+        state = HysteresisState(Level.STARTING, now)
     if proposed is state.level:
         return HysteresisState(state.level, state.since)
-    worse = proposed.rank > state.level.rank
-    if state.pending is None or state.pending_since is None or (state.pending.rank > state.level.rank) != worse:
+    worse = _is_worse(proposed, state.level)
+    if state.pending is None or state.pending_since is None or _is_worse(state.pending, state.level) != worse:
         pending, pending_since = proposed, now
     else:
         # getting worse: only as far as the mildest reading; getting better: only as far as the worst one
@@ -138,5 +145,5 @@ class Hysteresis:
         return self.state.level
 
     def reset(self) -> None:
-        """Forget the history (the figure became unknown); the next reading sets the level at once."""
+        """Forget the history (the figure became unknown); it is `starting` again until readings last."""
         self.state = HysteresisState()

@@ -60,7 +60,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "CPU used by the sidecar process since the previous check (100 = one core)", "%", required=True),
     MetricSpec("monitoring_memory_usage_mb", Kind.GAUGE, "Resident memory of the sidecar process in MiB", "MB",
                required=True),
-    MetricSpec("monitoring_component_status", Kind.GAUGE, "Component health: 1 healthy, 0 degraded, -1 critical",
+    MetricSpec("monitoring_component_status", Kind.GAUGE,
+               "Component health: 1 healthy, 0.5 starting, 0 degraded, -1 critical",
                labels=("component",), required=True),
     MetricSpec("monitoring_circuit_breaker", Kind.GAUGE,
                "Trading circuit breaker: 1 tripped (HALTED), 0 active (ACTIVE), NaN unknown", required=True),
@@ -94,7 +95,7 @@ METRICS: tuple[MetricSpec, ...] = (
 
 METRIC_BY_NAME: dict[str, MetricSpec] = {spec.name: spec for spec in METRICS}
 REQUIRED_NAMES: tuple[str, ...] = tuple(spec.name for spec in METRICS if spec.required)
-STATUS_VALUE = {Level.HEALTHY: 1.0, Level.DEGRADED: 0.0, Level.CRITICAL: -1.0}
+STATUS_VALUE = {Level.HEALTHY: 1.0, Level.STARTING: 0.5, Level.DEGRADED: 0.0, Level.CRITICAL: -1.0}
 MCP_BREAKER_VALUE = {"closed": 0.0, "half_open": 1.0, "open": 2.0}
 NAN = float("nan")
 

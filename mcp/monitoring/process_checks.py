@@ -1,13 +1,23 @@
 """Checks of the sidecar itself: each of its servers (from the supervisor), its own CPU/RSS, and the host.
 
 psutil is injected (the module by default) and every call to it runs in a worker thread; CPU figures use
-`cpu_percent(interval=None)`, the average since the previous call, so no call ever waits.
+`cpu_percent(interval=None)`, the average since the previous call, so no call ever waits. That average needs
+a baseline: the first call only primes it (psutil returns a meaningless 0.0), and a call a few milliseconds
+after the previous one divides by almost nothing (a sidecar once read its own CPU as "200 %"). `CpuMeter`
+therefore gives no reading until its baseline is at least `MIN_CPU_SPAN_SECONDS` old, and the check shows
+`starting` meanwhile instead of judging noise.
+
+The host check runs every `HOST_SAMPLE_SECONDS` at most and judges the mean over its window (as Glances and
+Netdata do), rather than holding one momentary reading for a whole long interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
+from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -26,8 +36,56 @@ from mcp.monitoring.sources import (
 from mcp.monitoring.thresholds import MonitoringLimits
 
 MB = 1024 * 1024
+# a CPU percentage over less than this is noise: psutil divides the CPU time (10 ms ticks) by the wall time
+# since the last call; half a second keeps 1 s check intervals (tests, deploy checks) measurable
+MIN_CPU_SPAN_SECONDS = 0.5
 # the supervisor's server states, and the level each means while the server is not running
-_STATE_LEVEL = {"starting": Level.DEGRADED, "restarting": Level.DEGRADED, "stopped": Level.DEGRADED}
+_STATE_LEVEL = {"starting": Level.STARTING, "restarting": Level.DEGRADED, "stopped": Level.DEGRADED}
+
+
+class CpuMeter:
+    """psutil's `cpu_percent(None)` with its baseline kept: None until the previous call is old enough.
+
+    Blocking-safe only in a worker thread (it calls psutil); `clock` is monotonic seconds (injected for tests).
+    """
+
+    def __init__(
+        self,
+        read: Callable[[], float],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        min_span: float = MIN_CPU_SPAN_SECONDS,
+    ) -> None:
+        self._read = read
+        self._clock = clock
+        self.min_span = min_span
+        self._since: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def primed(self) -> bool:
+        """Has the baseline been taken?"""
+        return self._since is not None
+
+    def prime(self) -> None:
+        """Take the baseline (psutil's first call returns 0.0, which is not a reading)."""
+        with self._lock:
+            self._read()
+            self._since = self._clock()
+
+    def sample(self) -> float | None:
+        """The CPU percent since the baseline, which moves to now; None (baseline kept) while it is too young."""
+        with self._lock:
+            now = self._clock()
+            if self._since is None:
+                self._read()
+                self._since = now
+                return None
+            if now - self._since < self.min_span:
+                return None  # calling psutil now would replace a good baseline by a noisy reading
+            value = float(self._read())
+            self._since = now
+            return value
 
 
 def server_level(entry: Mapping[str, Any]) -> tuple[Level, str]:
@@ -64,6 +122,7 @@ class ServersCheck:
     ) -> None:
         self.name = name
         self.interval = interval
+        self.warmup = min_duration
         self.source = source
         self._min_duration = min_duration
         self._exclude = exclude
@@ -116,27 +175,38 @@ class ServersCheck:
         return figures
 
 
-def sample_process(process: ProcessLike) -> tuple[float, float]:
-    """(CPU percent since the previous call, RSS in MB) of `process`; blocking-safe only in a thread."""
-    cpu = float(process.cpu_percent(interval=None))
+def sample_process(process: ProcessLike, cpu: CpuMeter) -> tuple[float | None, float]:
+    """(CPU percent since the baseline or None, RSS in MB) of `process`; blocking-safe only in a thread."""
+    percent = cpu.sample()
     rss_mb = process.memory_info().rss / MB
-    # over a very short interval (the first sample right after priming) psutil's ratio is noise and can
-    # read thousands of percent; a process cannot use more than all the cores
-    cpu = min(cpu, 100.0 * (os.cpu_count() or 1))
-    return round(cpu, 2), round(rss_mb, 1)
+    if percent is not None:
+        # a process cannot use more than all the cores
+        percent = round(min(percent, 100.0 * (os.cpu_count() or 1)), 2)
+    return percent, round(rss_mb, 1)
 
 
 class SidecarCheck:
     """sidecar: this process's CPU and RSS vs MONITORING_MAX_* (degraded) and MCP_RESOURCE_LIMIT_* (critical)."""
 
     def __init__(
-        self, psutil_like: PsutilLike, limits: MonitoringLimits, *, interval: float, min_duration: float
+        self,
+        psutil_like: PsutilLike,
+        limits: MonitoringLimits,
+        *,
+        interval: float,
+        min_duration: float,
+        clock: Callable[[], float] = time.monotonic,
+        min_cpu_span: float = MIN_CPU_SPAN_SECONDS,
     ) -> None:
         self.name = "sidecar"
         self.interval = interval
+        self.warmup = min_duration
         self._psutil = psutil_like
         self._limits = limits
+        self._clock = clock
+        self._min_cpu_span = min_cpu_span
         self._process: ProcessLike | None = None
+        self._cpu: CpuMeter | None = None
         self._judge = Judge(
             {
                 "cpu_percent": Hysteresis(limits.sidecar_cpu_percent, min_duration),
@@ -145,18 +215,20 @@ class SidecarCheck:
         )
 
     async def prime(self) -> None:
-        """Get this process's handle and take psutil's CPU reference point (its first reading is always 0)."""
+        """Get this process's handle and take psutil's CPU baseline (its first reading is not a reading)."""
         process = await asyncio.to_thread(self._psutil.Process)
-        await asyncio.to_thread(process.cpu_percent, None)
-        self._process = process
+        cpu = CpuMeter(lambda: process.cpu_percent(interval=None), clock=self._clock, min_span=self._min_cpu_span)
+        await asyncio.to_thread(cpu.prime)
+        self._process, self._cpu = process, cpu
 
     async def run(self, now: float) -> Mapping[str, Reading]:
         """Sample this process (off the loop) and judge it."""
-        if self._process is None:
+        if self._process is None or self._cpu is None:
             await self.prime()
-        assert self._process is not None
-        cpu, rss = await asyncio.to_thread(sample_process, self._process)
-        levels = [self._judge.level("cpu_percent", cpu, now), self._judge.level("memory_mb", rss, now)]
+        assert self._process is not None and self._cpu is not None
+        cpu, rss = await asyncio.to_thread(sample_process, self._process, self._cpu)
+        cpu_level = self._judge.waiting("cpu_percent") if cpu is None else self._judge.level("cpu_percent", cpu, now)
+        levels = [cpu_level, self._judge.level("memory_mb", rss, now)]
         cpu_t, mem_t = self._limits.sidecar_cpu_percent, self._limits.sidecar_memory_mb
         figures = {
             "cpu_percent": cpu,
@@ -167,8 +239,9 @@ class SidecarCheck:
             "memory_critical_mb": mem_t.critical,
         }
         level = overall(levels)
-        message = f"CPU {cpu:g} %, RSS {rss:g} MB"
-        if level is not Level.HEALTHY:
+        shown = "no reading yet (baseline too recent)" if cpu is None else f"{cpu:g} %"
+        message = f"CPU {shown}, RSS {rss:g} MB"
+        if level.rank >= Level.DEGRADED.rank:
             message += f" (limits: {cpu_t.warning:g}/{cpu_t.critical:g} % CPU, {mem_t.warning:g}/{mem_t.critical:g} MB)"
         return {self.name: Reading(level, message, figures)}
 
@@ -181,17 +254,35 @@ def existing_ancestor(path: Path) -> Path:
     return candidate
 
 
-def sample_host(psutil_like: PsutilLike, disk_path: Path) -> tuple[float, float, float, str]:
-    """(CPU %, memory %, disk % used, the folder measured); blocking-safe only in a thread."""
+def sample_host(psutil_like: PsutilLike, disk_path: Path, cpu: CpuMeter) -> tuple[float | None, float, float, str]:
+    """(CPU % since the baseline or None, memory %, disk % used, the folder measured); only in a thread."""
     folder = existing_ancestor(disk_path)
-    cpu = float(psutil_like.cpu_percent(interval=None))
+    percent = cpu.sample()
     memory = float(psutil_like.virtual_memory().percent)
     disk = float(psutil_like.disk_usage(str(folder)).percent)
-    return round(cpu, 1), round(memory, 1), round(disk, 1), str(folder)
+    return None if percent is None else round(percent, 1), round(memory, 1), round(disk, 1), str(folder)
+
+
+class WindowMean:
+    """The mean of the readings of the last `window` seconds (a reading older than that no longer counts)."""
+
+    def __init__(self, window: float) -> None:
+        self.window = window
+        self._points: deque[tuple[float, float]] = deque()
+
+    def add(self, now: float, value: float | None) -> float | None:
+        """Record `value` (None: no reading this time) and return the mean over the window (None: none yet)."""
+        if value is not None:
+            self._points.append((now, value))
+        while self._points and self._points[0][0] <= now - self.window:
+            self._points.popleft()
+        if not self._points:
+            return None
+        return round(sum(v for _, v in self._points) / len(self._points), 1)
 
 
 class HostCheck:
-    """host: CPU, memory and the disk holding STATE_DIR (the disk the bot's state files live on)."""
+    """host: CPU, memory and the disk holding STATE_DIR, each judged on its mean over `window` seconds."""
 
     def __init__(
         self,
@@ -201,13 +292,20 @@ class HostCheck:
         *,
         interval: float,
         min_duration: float,
-        sample: Callable[[PsutilLike, Path], tuple[float, float, float, str]] = sample_host,
+        window: float | None = None,
+        sample: Callable[[PsutilLike, Path, CpuMeter], tuple[float | None, float, float, str]] = sample_host,
+        clock: Callable[[], float] = time.monotonic,
+        min_cpu_span: float = MIN_CPU_SPAN_SECONDS,
     ) -> None:
         self.name = "host"
         self.interval = interval
+        self.warmup = min_duration
         self._psutil = psutil_like
         self._disk_path = Path(disk_path)
         self._sample = sample
+        self._cpu = CpuMeter(lambda: psutil_like.cpu_percent(interval=None), clock=clock, min_span=min_cpu_span)
+        span = interval if window is None else window
+        self._means = {name: WindowMean(span) for name in ("cpu_percent", "memory_percent", "disk_percent")}
         self._judge = Judge(
             {
                 "cpu_percent": Hysteresis(limits.host_cpu_percent, min_duration),
@@ -217,17 +315,30 @@ class HostCheck:
         )
 
     async def prime(self) -> None:
-        """Take psutil's system-wide CPU reference point."""
-        await asyncio.to_thread(self._psutil.cpu_percent, None)
+        """Take psutil's system-wide CPU baseline."""
+        await asyncio.to_thread(self._cpu.prime)
 
     async def run(self, now: float) -> Mapping[str, Reading]:
-        """Sample the host (off the loop) and judge it."""
-        cpu, memory, disk, folder = await asyncio.to_thread(self._sample, self._psutil, self._disk_path)
-        figures = {"cpu_percent": cpu, "memory_percent": memory, "disk_percent": disk, "disk_path": folder}
-        levels = {name: self._judge.level(name, figures[name], now) for name in self._judge.rules}
+        """Sample the host (off the loop), add it to the window, judge the window's means."""
+        if not self._cpu.primed:
+            await self.prime()
+        cpu, memory, disk, folder = await asyncio.to_thread(self._sample, self._psutil, self._disk_path, self._cpu)
+        latest = {"cpu_percent": cpu, "memory_percent": memory, "disk_percent": disk}
+        means = {name: self._means[name].add(now, value) for name, value in latest.items()}
+        levels = {
+            name: self._judge.waiting(name) if mean is None else self._judge.level(name, mean, now)
+            for name, mean in means.items()
+        }
         level = overall(list(levels.values()))
-        message = f"CPU {cpu:g} %, memory {memory:g} %, disk {disk:g} % used"
-        bad = [name for name, found in levels.items() if found is not None and found is not Level.HEALTHY]
+        window = self._means["cpu_percent"].window
+        figures: dict[str, Any] = {**means, "disk_path": folder, "window_seconds": window}
+        figures.update({f"latest_{name}": value for name, value in latest.items()})
+        shown = {name: "?" if mean is None else f"{mean:g}" for name, mean in means.items()}
+        message = (
+            f"CPU {shown['cpu_percent']} %, memory {shown['memory_percent']} %, "
+            f"disk {shown['disk_percent']} % used (means over {window:g} s)"
+        )
+        bad = [name for name, found in levels.items() if found is not None and found.rank >= Level.DEGRADED.rank]
         if bad:
             message += f" — high: {', '.join(bad)}"
         return {self.name: Reading(level, message, figures)}

@@ -2,6 +2,9 @@
 
 A check that raises or overruns its timeout is contained: its components are reported critical with the
 error, and every other check runs on as usual.
+
+A check may declare a `warmup` (seconds, its minimum duration): until it has been running that long, its
+components are shown as `starting` whatever its first readings say (a start-up reading is not a verdict).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ class Scheduler:
         self._results: dict[str, dict[str, ComponentResult]] = {name: {} for name in self.checks}
         self.errors: dict[str, str] = {}
         self.runs: dict[str, int] = dict.fromkeys(self.checks, 0)
+        self._first_run: dict[str, float] = {}
 
     def due(self, now: float) -> list[Check]:
         """The checks whose cached result has expired at `now` (every check, the first time)."""
@@ -89,6 +93,7 @@ class Scheduler:
             readings = {name: Reading(Level.CRITICAL, f"health check failed: {error}") for name in components}
         else:
             self.errors.pop(check.name, None)
+        readings = self._warming_up(check, readings, now)
         fresh = {}
         for component, reading in readings.items():
             before = previous.get(component)
@@ -106,6 +111,23 @@ class Scheduler:
             )
         self._results[check.name] = fresh
         return list(fresh.values())
+
+    def _warming_up(self, check: Check, readings: Mapping[str, Reading], now: float) -> Mapping[str, Reading]:
+        """`starting` readings while the check is younger than its warmup; the readings themselves after."""
+        first = self._first_run.setdefault(check.name, now)
+        warmup = float(getattr(check, "warmup", 0.0) or 0.0)
+        elapsed = now - first
+        if elapsed >= warmup:
+            return readings
+        return {
+            name: Reading(
+                Level.STARTING,
+                f"starting: {elapsed:.0f} of {warmup:g} s of readings before a verdict "
+                f"(latest reading {reading.level.value}: {reading.message})",
+                reading.figures,
+            )
+            for name, reading in readings.items()
+        }
 
     def results(self) -> dict[str, ComponentResult]:
         """The latest result of every component, by component name."""

@@ -19,13 +19,13 @@ from typing import Any
 import psutil
 
 from config.settings import Settings
-from mcp.health import worst
+from mcp.health import verdict
 from mcp.monitoring.base import Check, ComponentResult, Primable, iso
 from mcp.monitoring.checks import build_checks
 from mcp.monitoring.gate import GateStatusSource
 from mcp.monitoring.levels import Level
 from mcp.monitoring.metrics import MonitoringMetrics
-from mcp.monitoring.process_checks import ServersCheck
+from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS, ServersCheck
 from mcp.monitoring.scheduler import DEFAULT_CHECK_TIMEOUT_SECONDS, Scheduler
 from mcp.monitoring.sources import PsutilLike, ServerStatesSource, number
 
@@ -133,6 +133,8 @@ class MonitoringService:
         breaker_file: Path | None = None,
         interval: float | None = None,
         clock: Callable[[], float] = time.time,
+        hold: float | None = None,
+        min_cpu_span: float = MIN_CPU_SPAN_SECONDS,
         **kw: Any,
     ) -> MonitoringService:
         """The standard checks (mcp.monitoring.checks.build_checks) around a new service; `kw` go to __init__."""
@@ -145,6 +147,8 @@ class MonitoringService:
             breaker_file=breaker_file,
             interval=interval,
             clock=clock,
+            hold=hold,
+            min_cpu_span=min_cpu_span,
         )
         return cls(settings, checks, clock=clock, interval=interval, **kw)
 
@@ -284,7 +288,7 @@ class MonitoringService:
             },
         }
         if self.last_round_at is None:
-            return Level.DEGRADED, "no health check round completed yet", figures
+            return Level.STARTING, "no health check round completed yet", figures
         age = now - self.last_round_at
         if age > 2 * self.interval + 5:
             return Level.DEGRADED, f"last round {age:.0f} s ago (interval {self.interval:g} s): checks stalled", figures
@@ -322,10 +326,11 @@ class MonitoringService:
         """The body of GET /health (cached; never calls psutil or reads a file)."""
         now = self._clock()
         components = self.components()
-        status = worst(Level.parse(component["status"]) for component in components.values())
+        judged = verdict(components)  # the one verdict: /health, status, validate_health.sh, the dashboard
         breaker = components.get("circuit_breaker", {}).get("figures", {})
         return {
-            "status": status.value,
+            "status": judged.status.value,
+            "verdict": judged.as_dict(),
             "generated_at": iso(now),
             "uptime_seconds": round(max(0.0, now - self.started_at), 3),
             "environment": str(self.settings.environment),

@@ -31,8 +31,10 @@ BOT_MEMORY_CRITICAL_MB = 1024.0
 HOST_CPU_PERCENT = (85.0, 95.0)
 HOST_MEMORY_PERCENT = (85.0, 95.0)
 HOST_DISK_PERCENT = (85.0, 95.0)
-# host figures move slowly and cost a syscall each: checked at this multiple of MONITOR_INTERVAL_SECONDS
-HOST_INTERVAL_FACTOR = 2.0
+# host figures are judged on their mean over this multiple of MONITOR_INTERVAL_SECONDS (a window, as Glances
+# and Netdata do), sampled every HOST_SAMPLE_SECONDS (or MONITOR_INTERVAL_SECONDS when that is shorter)
+HOST_WINDOW_FACTOR = 2.0
+HOST_SAMPLE_SECONDS = 10.0
 
 
 def rising(warning: float, critical: float) -> Thresholds:

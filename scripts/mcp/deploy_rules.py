@@ -127,15 +127,16 @@ def _mapping(value: Any) -> Mapping[str, Any]:
 
 
 def overall_check(health: Mapping[str, Any] | None) -> Check:
-    """An [INFO] line: the overall status of GET /health and its critical components (the bot's among them)."""
+    """[PASS] or [FAIL]: the one health verdict (mcp.health.verdict) over the components of GET /health."""
+    from mcp.health import verdict
+
     if health is None:
-        return Check(Outcome.INFO, "overall health", "unknown (no /health body)")
-    components = _mapping(health.get("components"))
-    critical = [name for name, item in components.items() if _mapping(item).get("status") == CRITICAL]
-    detail = str(health.get("status"))
-    if critical:
-        detail += f" (critical: {', '.join(critical)})"
-    return Check(Outcome.INFO, "overall health", detail)
+        return Check(Outcome.FAIL, "overall health", "unknown (no /health body)")
+    judged = verdict(_mapping(health.get("components")))
+    detail = judged.status.value
+    if judged.problems:
+        detail += f" ({'; '.join(judged.problems)})"
+    return Check(Outcome.PASS if judged.passed else Outcome.FAIL, "overall health", detail)
 
 
 def sidecar_check(status: Mapping[str, Any] | None) -> Check:

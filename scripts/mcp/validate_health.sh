@@ -8,7 +8,9 @@
 #   --post-deploy  the sidecar was just (re)started: retry every 2 s for up to DEPLOY_HEALTH_WAIT_SECONDS
 #                  (default 60) until every check passes; stop early when its supervisor says it died
 #
-# Checks: settings valid; the sidecar healthy (`python -m mcp.main_mcp status --json`); its servers
+# Checks: settings valid; the overall health verdict of GET /health ([FAIL] only when a component is
+# critical: the one verdict of mcp.health, as /health's 503, `status` and the dashboard; `starting` passes);
+# the sidecar healthy (`python -m mcp.main_mcp status --json`); its servers
 # codebase_search, testing and monitoring running and not critical (status and GET /health); the dashboard
 # (GET / → 200 on DASHBOARD_PORT) and /health answering; /metrics → 200 on METRICS_PORT with the sidecar's
 # series; the MCP risk integration module importing; the sidecar's CPU below MCP_RESOURCE_LIMIT_CPU_PERCENT

@@ -36,7 +36,7 @@ CHROMIUM_ARGS = [
 ]
 # the SPEC §6 components; the sidecar adds sidecar and host (and any other server it runs)
 REQUIRED_CARDS = ("main_bot", "trade_executor", "circuit_breaker", "monitoring", "sidecar", "host")
-STATUSES = {"healthy", "degraded", "critical"}
+STATUSES = {"healthy", "starting", "degraded", "critical"}
 
 
 def _playwright() -> Any:

@@ -490,7 +490,7 @@ async def test_server_speaks_the_server_protocol(tmp_path: Path) -> None:
         "find_risk_parameter_usages",
         "risk_parameter_report",
     ]
-    assert server.health()["status"] == "degraded"  # not scanned yet
+    assert server.health()["status"] == "starting"  # not scanned yet: nothing known, nothing wrong
 
 
 async def test_run_scans_then_signals_ready(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from mcp.monitoring.thresholds import MonitoringLimits
 from tests.fakes.fake_host import FakeHost, denied
 from tests.fakes.monitoring_builders import NOW, bot_snapshot, breaker_record, files_state, settings, write_state
 
-H, D, C = Level.HEALTHY, Level.DEGRADED, Level.CRITICAL
+H, S, D, C = Level.HEALTHY, Level.STARTING, Level.DEGRADED, Level.CRITICAL
 
 
 def limits(tmp_path: Path, **overrides: Any) -> MonitoringLimits:
@@ -181,12 +181,14 @@ async def test_trade_executor_tolerates_malformed_figures(tmp_path: Path, latenc
 async def test_trade_executor_latency_hysteresis_holds_for_the_minimum_duration(tmp_path: Path) -> None:
     check = executor(tmp_path, min_duration=20.0)
     levels = []
-    readings = [(0, 50.0), (10, 120.0), (20, 120.0), (30, 120.0), (40, 97.0), (50, 94.0), (60, 94.0), (70, 94.0)]
+    readings = [(-20, 50.0), (-10, 50.0), (0, 50.0), (10, 120.0), (20, 120.0), (30, 120.0), (40, 97.0), (50, 94.0)]
+    readings += [(60, 94.0), (70, 94.0)]
     for offset, p99 in readings:
         write_state(tmp_path, bot_snapshot(NOW + offset, latency_ms={"p99": p99, "count": 10}))
         levels.append((await one(check, NOW + offset)).level)
-    # over budget from t=10: degraded at t=30; 97 ms is inside the 5 ms band: still degraded; 94 ms held 20 s: healthy
-    assert levels == [H, H, H, D, D, D, D, H]
+    # starting until the first readings lasted 20 s (t=0); over budget from t=10: degraded at t=30; 97 ms is
+    # inside the 5 ms band: still degraded; 94 ms held 20 s: healthy
+    assert levels == [S, S, H, H, H, D, D, D, D, H]
 
 
 @pytest.mark.parametrize(
@@ -288,7 +290,7 @@ async def test_daily_loss_limit_falls_back_to_the_risk_parameters_then_settings(
         ({"state": "running", "status": "degraded", "health": {"notes": ["history db locked"]}}, D, "history db"),
         ({"state": "failed", "last_error": "ImportError: x"}, C, "failed and not restarted (last error: ImportError"),
         ({"state": "restarting", "last_error": "boom"}, D, "restarting after: boom"),
-        ({"state": "starting"}, D, "starting"),
+        ({"state": "starting"}, S, "starting"),
         ({"state": "zombie"}, C, "unknown supervisor state 'zombie'"),
         ({"state": "running", "status": "???"}, C, "running"),
     ],
@@ -323,6 +325,8 @@ async def test_a_restart_shows_only_once_it_lasts_but_failed_shows_at_once() -> 
         return states
 
     check = ServersCheck(source, interval=10, min_duration=20)
+    first = (await check.run(NOW - 20))["testing"]
+    assert first.level is S and "shown as starting until it lasts 20 s" in first.message
     assert (await check.run(NOW))["testing"].level is H
     states["testing"] = {"state": "restarting", "last_error": "boom"}
     brief = (await check.run(NOW + 10))["testing"]
@@ -395,7 +399,7 @@ async def test_sidecar_against_the_monitoring_and_hard_limits(
     tmp_path: Path, cpu: float, rss: float, level: Level
 ) -> None:
     host = FakeHost(process_cpu=cpu, process_rss_mb=rss)
-    check = SidecarCheck(host, limits(tmp_path), interval=10, min_duration=0)
+    check = SidecarCheck(host, limits(tmp_path), interval=10, min_duration=0, min_cpu_span=0)
     await check.prime()
     reading = await one(check)
     assert reading.level is level
@@ -406,7 +410,7 @@ async def test_sidecar_against_the_monitoring_and_hard_limits(
 async def test_sidecar_staging_limits(tmp_path: Path) -> None:
     host = FakeHost(process_cpu=0.6, process_rss_mb=40.0)
     lim = limits(tmp_path, monitoring_max_cpu_percent=0.5, monitoring_max_memory_mb=50.0)
-    reading = await one(SidecarCheck(host, lim, interval=10, min_duration=0))
+    reading = await one(SidecarCheck(host, lim, interval=10, min_duration=0, min_cpu_span=0))
     assert reading.level is D and "limits: 0.5/15 % CPU, 50/1000 MB" in reading.message
 
 
@@ -427,7 +431,9 @@ async def test_sidecar_psutil_error_propagates_for_the_scheduler_to_contain(tmp_
 )
 async def test_host(tmp_path: Path, figures: dict[str, float], level: Level, fragment: str) -> None:
     host = FakeHost(**figures)
-    check = HostCheck(host, limits(tmp_path), tmp_path / "state" / "not-yet", interval=20, min_duration=0)
+    check = HostCheck(
+        host, limits(tmp_path), tmp_path / "state" / "not-yet", interval=20, min_duration=0, min_cpu_span=0
+    )
     await check.prime()
     reading = await one(check)
     assert reading.level is level and fragment in reading.message, reading.message

@@ -15,7 +15,7 @@ from mcp.monitoring.levels import Hysteresis, HysteresisState, Level, Thresholds
 from mcp.monitoring.thresholds import MonitoringLimits
 from tests.fakes.monitoring_builders import settings as make_settings
 
-H, D, C = Level.HEALTHY, Level.DEGRADED, Level.CRITICAL
+H, S, D, C = Level.HEALTHY, Level.STARTING, Level.DEGRADED, Level.CRITICAL
 
 
 @pytest.mark.parametrize(
@@ -90,7 +90,15 @@ def test_level_from_lower_is_worse() -> None:
 @pytest.mark.parametrize(
     ("state", "proposed", "now", "expected"),
     [
-        (HysteresisState(), C, 0.0, HysteresisState(C, 0.0)),
+        # the first verdict needs its minimum duration too: starting until then
+        (HysteresisState(), C, 0.0, HysteresisState(S, 0.0, C, 0.0)),
+        (HysteresisState(S, 0.0, C, 0.0), C, 9.9, HysteresisState(S, 0.0, C, 0.0)),
+        (HysteresisState(S, 0.0, C, 0.0), C, 10.0, HysteresisState(C, 10.0)),
+        # from starting, every reading counts towards the first verdict, which is the mildest of them
+        (HysteresisState(S, 0.0, H, 0.0), C, 10.0, HysteresisState(H, 10.0, C, 10.0)),
+        (HysteresisState(S, 0.0, C, 0.0), D, 10.0, HysteresisState(D, 10.0)),
+        # still starting (a server that has not said it is ready): the wait starts over
+        (HysteresisState(S, 0.0, C, 0.0), S, 5.0, HysteresisState(S, 0.0)),
         (HysteresisState(H, 0.0), H, 5.0, HysteresisState(H, 0.0)),
         (HysteresisState(H, 0.0), D, 5.0, HysteresisState(H, 0.0, D, 5.0)),
         (HysteresisState(H, 0.0, D, 5.0), D, 14.9, HysteresisState(H, 0.0, D, 5.0)),
@@ -110,6 +118,12 @@ def test_step_table(state: HysteresisState, proposed: Level, now: float, expecte
     assert step(state, proposed, now, min_duration=10.0) == expected
 
 
+def test_a_first_reading_is_never_a_verdict() -> None:
+    rule = Hysteresis(Thresholds(10, 20), min_duration=45)
+    assert [rule.update(v, t) for t, v in [(0, 99), (30, 99), (44.9, 99)]] == [S, S, S]
+    assert rule.update(99, 45) is C
+
+
 def test_zero_min_duration_changes_at_once() -> None:
     rule = Hysteresis(Thresholds(10, 20, margin=1), min_duration=0)
     assert [rule.update(v, t) for t, v in enumerate([5, 12, 25, 19.5, 8])] == [H, D, C, C, H]
@@ -118,9 +132,11 @@ def test_zero_min_duration_changes_at_once() -> None:
 def test_reset_forgets_the_history() -> None:
     rule = Hysteresis(Thresholds(10, 20), min_duration=60)
     rule.update(5, 0)
-    assert rule.update(25, 1) is H
+    assert rule.update(25, 60) is H
+    assert rule.update(25, 61) is H
     rule.reset()
-    assert rule.update(25, 2) is C
+    assert rule.update(25, 62) is S
+    assert rule.update(25, 122) is C
 
 
 def test_hysteresis_rejects_a_negative_duration() -> None:
@@ -154,7 +170,8 @@ def _changes(levels: list[Level]) -> int:
 def test_a_value_oscillating_within_the_margin_never_flaps(start: float, readings: list[tuple[float, float]]) -> None:
     """Around the warning threshold, within the margin: at most one change, never back again."""
     rule = Hysteresis(Thresholds(WARNING, CRITICAL, margin=MARGIN), min_duration=HOLD)
-    levels = [rule.update(start, 0.0), *_run(rule, readings)]
+    assert rule.update(start, 0.0) is S
+    levels = [rule.update(start, HOLD), *_run(rule, readings, start=HOLD)]
     assert set(levels) <= {H, D}
     assert _changes(levels) <= 1
     if _changes(levels) == 1:
@@ -173,7 +190,8 @@ def test_excursions_shorter_than_the_minimum_duration_never_change_the_level(
     """Past the critical threshold in short bursts only (each burst < HOLD): the level never moves from healthy."""
     rule = Hysteresis(Thresholds(WARNING, CRITICAL, margin=MARGIN), min_duration=HOLD)
     rule.update(50.0, 0.0)
-    now, burst_started = 0.0, None
+    assert rule.update(50.0, HOLD) is H
+    now, burst_started = HOLD, None
     for gap, high in readings:
         now += gap
         if high and burst_started is not None and now - burst_started >= HOLD:
@@ -193,8 +211,8 @@ def test_a_sustained_crossing_changes_the_level_exactly_after_the_minimum_durati
 ) -> None:
     """From a settled level, a new value held steadily is adopted at the first reading HOLD after it began."""
     rule = Hysteresis(Thresholds(WARNING, CRITICAL, margin=MARGIN), min_duration=HOLD)
-    old = rule.update(before, 0.0)
-    rule.update(before, 100.0)  # settled
+    rule.update(before, 0.0)
+    old = rule.update(before, 100.0)  # settled
     target = Thresholds(WARNING, CRITICAL).level(after)
     now = 100.0
     first = None
@@ -203,6 +221,21 @@ def test_a_sustained_crossing_changes_the_level_exactly_after_the_minimum_durati
         first = now if first is None else first
         level = rule.update(after, now)
         assert level is (target if now - first >= HOLD else old)
+
+
+@settings(max_examples=300, deadline=None)
+@given(readings=st.lists(st.tuples(gaps, st.floats(min_value=0.0, max_value=1000.0)), min_size=1, max_size=40))
+def test_no_verdict_before_the_readings_have_lasted_the_minimum_duration(readings: list[tuple[float, float]]) -> None:
+    """From a fresh start, whatever the readings: starting until HOLD after the first, never degraded before."""
+    rule = Hysteresis(Thresholds(WARNING, CRITICAL, margin=MARGIN), min_duration=HOLD)
+    now = 0.0
+    first = None
+    for gap, value in readings:
+        now += gap
+        first = now if first is None else first
+        level = rule.update(value, now)
+        if now - first < HOLD:
+            assert level is S
 
 
 def test_limits_come_from_settings(tmp_path: Path) -> None:

@@ -56,6 +56,10 @@ def make_server(tmp_path: Path, **kw: Any) -> MonitoringServer:
     kw.setdefault("alert_stats", lambda: None)
     kw.setdefault("serve_metrics", False)
     kw.setdefault("sleep", clock.sleep)
+    # the ratings themselves, at once: no minimum duration, no CPU baseline age (tests/mcp/test_monitoring_levels.py
+    # and test_monitoring_checks.py prove those; test_health_truth.py proves the warm-up through the server)
+    kw.setdefault("hold", 0.0)
+    kw.setdefault("min_cpu_span", 0.0)
     return MonitoringServer(settings, clock=clock, **kw)
 
 
@@ -209,7 +213,7 @@ async def test_run_is_ready_after_its_first_check_and_serves_health(tmp_path: Pa
     # a real sleep of an hour: the test sees exactly the first round
     server = make_server(tmp_path, report=printed.append, interval=3600, psutil_like=host, sleep=asyncio.sleep)
     assert isinstance(server, Server)
-    assert server.health()["status"] == "degraded"  # nothing checked yet
+    assert server.health()["status"] == "starting"  # nothing checked yet
     ready = asyncio.Event()
     task = asyncio.create_task(server.run(ready))
     await asyncio.wait_for(ready.wait(), timeout=10)

@@ -162,7 +162,7 @@ async def test_a_failing_alert_source_does_not_stop_the_round(tmp_path: Path) ->
 async def test_the_monitoring_component_turns_degraded_when_rounds_stall(tmp_path: Path) -> None:
     clock = Clock()
     svc = service(tmp_path, [Fixed("host")], clock)
-    assert svc.monitoring_component()["status"] == "degraded"  # no round yet
+    assert svc.monitoring_component()["status"] == "starting"  # no round yet: nothing known, nothing wrong
     await svc.run_round()
     assert svc.monitoring_component()["status"] == "healthy"
     clock.advance(2 * 10 + 6)
@@ -216,8 +216,10 @@ async def test_from_settings_builds_every_standard_check(tmp_path: Path) -> None
         "circuit_breaker": 10.0,
         "servers": 10.0,
         "sidecar": 10.0,
-        "host": 20.0,
+        "host": 10.0,  # sampled every interval (at most HOST_SAMPLE_SECONDS), judged on a 20 s mean
     }
+    warmups = {name: getattr(check, "warmup", None) for name, check in svc.scheduler.checks.items()}
+    assert warmups == dict.fromkeys(intervals, 15.0)  # 1.5 intervals: no verdict before that
 
 
 async def test_the_loop_never_spins(tmp_path: Path) -> None:

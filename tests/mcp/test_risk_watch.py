@@ -459,7 +459,7 @@ async def test_a_failing_monitor_all_is_contained_and_reported(tmp_path: Path) -
 
 async def test_health_before_the_integrator_is_built(tmp_path: Path) -> None:
     watch = RiskWatchServer(make_settings(tmp_path), integrator_factory=lambda: None)
-    assert watch.health() == {"status": "degraded", "message": "starting: the integrator is not built yet"}
+    assert watch.health() == {"status": "starting", "message": "starting: the integrator is not built yet"}
 
 
 # --- one integrator behind every view -----------------------------------------------------------------

@@ -67,7 +67,7 @@ def test_assess_status(overrides: dict[str, Any], pid_alive: bool | None, expect
 
 def test_format_status_shows_servers_and_component_figures() -> None:
     text = "\n".join(format_status(payload(), []))
-    assert text.startswith("sidecar: HEALTHY\npid=4242 state=running overall=healthy")
+    assert text.startswith("sidecar: HEALTHY\nverdict: [PASS] healthy\npid=4242 state=running overall=healthy")
     assert "  monitoring: running healthy restarts=0" in text
     assert "    sidecar: healthy - ok cpu_percent=0.3 memory_mb=48.1" in text
 

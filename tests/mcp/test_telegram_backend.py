@@ -112,6 +112,7 @@ async def sidecar(tmp_path: Path) -> AsyncIterator[Sidecar]:
             gate_status=IntegratorGateStatus(settings, integrator_factory=lambda: integrator, clock=clock),
             serve_metrics=False,
             serve_dashboard=False,
+            hold=0.0,  # verdicts at once: the warm-up is proven in tests/test_health_truth.py
         )
         testing = TestingServer(settings, history_path=tmp_path / "history.sqlite3")
         # log-only (no token): /mute changes what it would send, and nothing reaches the fake chat

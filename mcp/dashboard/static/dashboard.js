@@ -6,7 +6,7 @@
   const SVG_NS = "http://www.w3.org/2000/svg";
   const ORDER = ["main_bot", "trade_executor", "circuit_breaker", "codebase_search", "testing", "monitoring",
     "sidecar", "host"];
-  const STATUSES = new Set(["healthy", "degraded", "critical"]);
+  const STATUSES = new Set(["healthy", "starting", "degraded", "critical"]);
   const body = document.body;
   const refreshMs = Math.max(1, Number(body.dataset.refreshSeconds) || 5) * 1000;
   const latencyBudget = Number(body.dataset.latencyBudgetMs) || null;
@@ -142,7 +142,8 @@
       const checked = component.checked_at ? `checked ${formatTime(component.checked_at)}` : "";
       card.since.textContent = [since, checked].filter(Boolean).join(" · ");
       container.append(card.root); // appending an existing node moves it: keeps the order without rebuilding
-      if (status !== "healthy") problems.push({ name, status, message: component.message || component.error || "" });
+      // starting: no verdict yet (first readings), which is not a problem
+      if (status !== "healthy" && status !== "starting") problems.push({ name, status, message: component.message || component.error || "" });
     }
     renderProblems(problems);
   }
