@@ -128,8 +128,9 @@ async def test_a_sustained_high_host_cpu_turns_critical_after_its_minimum_durati
     check = host_check(host, ticks)
     await check.prime()
     levels = await run_host(check, ticks, host, [10.0] * 7 + [99.0] * 14)
-    # the first CPU reading is at 10 s (the one at 0 s had no baseline): the first verdict 45 s later
-    assert levels[5] is S and levels[6] is H
+    # memory and disk are judged once their readings lasted 45 s (at 50 s); the CPU's first reading came at
+    # 10 s (the one at 0 s had no baseline), so it is judged at 60 s; before 45 s, nothing is judged
+    assert levels[4] is S and levels[5] is H and levels[6] is H
     first_critical = levels.index(C)
     # the 60 s mean crosses 95 % only once most of the window is high, then it must hold 45 s
     assert first_critical >= 7 + 5
@@ -298,3 +299,13 @@ async def test_bot_and_sidecar_answer_200_from_the_first_answer_and_nothing_is_c
     wrong = [(at, code, s) for at, code, s in answers if code != 200 or "critical" in s.values()]
     assert wrong == [], json.dumps(wrong, indent=1)
     assert all(body_status in {"healthy", "starting", "degraded"} for _, _, s in answers for body_status in s.values())
+
+
+def test_a_figure_that_appears_later_does_not_send_a_judged_component_back_to_starting() -> None:
+    from mcp.monitoring.base import overall
+
+    assert overall([S, S]) is S
+    assert overall([S, None]) is S
+    assert overall([None, None]) is H
+    assert overall([H, S]) is H  # the RSS is judged; the first trade's latency is still warming up
+    assert overall([D, S, H]) is D

@@ -94,5 +94,10 @@ class Judge:
 
 
 def overall(levels: list[Level | None]) -> Level:
-    """The worst of the known levels (healthy when none is known)."""
-    return worst(level for level in levels if level is not None)
+    """The worst of the judged levels; `starting` only while no figure has a verdict yet (healthy when none
+    is known at all). A figure that appears later (the first trade's latency) is judged once it has lasted
+    its minimum duration, without sending a component that is already judged back to `starting`."""
+    judged = [level for level in levels if level is not None and level is not Level.STARTING]
+    if judged:
+        return worst(judged)
+    return Level.STARTING if Level.STARTING in levels else Level.HEALTHY
