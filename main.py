@@ -46,10 +46,10 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     from core.circuit_breaker import CircuitBreaker
     from core.clob.factory import build_clob_client
     from core.risk_snapshot import RiskSnapshotWriter
-    from core.sidecar_process import GIVE_UP_ALERT_KEY, SidecarProcess
+    from core.sidecar_process import SidecarProcess
     from core.trade_executor import TradeExecutor
     from core.wallet.factory import build_trade_source
-    from utils.alerts import AlertType, close_alerts, flush_alerts, send_alert, send_telegram_alert
+    from utils.alerts import close_alerts, flush_alerts, send_telegram_alert
 
     async def alert(severity: str, message: str) -> None:
         await send_telegram_alert(message, severity=severity)
@@ -83,12 +83,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     tasks = [asyncio.create_task(bot.run(stop), name="copy-loop")]
     sidecar: SidecarProcess | None = None
     if with_sidecar:
-
-        async def sidecar_gave_up(message: str) -> None:
-            # sent by the bot itself: with the sidecar gone, nothing else would tell the operator
-            await send_alert(AlertType.CRITICAL_ISSUE, message, "critical", key=GIVE_UP_ALERT_KEY)
-
-        sidecar = SidecarProcess(alert=sidecar_gave_up)
+        sidecar = SidecarProcess()  # on giving up it sends a CRITICAL alert through this process's outbox
         tasks.append(asyncio.create_task(sidecar.run(stop), name="sidecar"))
     else:
         log.info("sidecar disabled (MCP_INTEGRATION_ENABLED=false or --no-sidecar): the bot runs alone")

@@ -96,8 +96,15 @@ def give_up_message(reason: str, exit_code: int | None) -> str:
     )
 
 
-# message -> anything (main.py sends it as a CRITICAL alert through utils.alerts, i.e. the outbox)
+# message -> anything; the default sends it through utils.alerts, i.e. the bot's outbox
 GiveUpAlert = Callable[[str], Awaitable[Any]]
+
+
+async def alert_through_outbox(message: str) -> None:
+    """🔴 CRITICAL ISSUE through the process's alert manager (outbox first, then Telegram or the log)."""
+    from utils.alerts import AlertType, send_alert
+
+    await send_alert(AlertType.CRITICAL_ISSUE, message, "critical", key=GIVE_UP_ALERT_KEY)
 
 
 @dataclass(slots=True)
@@ -121,7 +128,7 @@ class SidecarProcess:
         cwd: Path = PROJECT_ROOT,
         env: dict[str, str] | None = None,
         policy: RestartPolicy = RestartPolicy(),
-        alert: GiveUpAlert | None = None,
+        alert: GiveUpAlert | None = alert_through_outbox,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.command = list(command) if command is not None else sidecar_command()
@@ -182,6 +189,7 @@ class SidecarProcess:
                 await asyncio.wait_for(stop.wait(), timeout=decision.backoff_seconds)
 
     async def _give_up(self, reason: str, exit_code: int | None) -> None:
+        # sent by the bot itself: with the sidecar gone, nothing else would tell the operator
         self.status.gave_up = True
         self.status.give_up_reason = reason
         message = give_up_message(reason, exit_code)

@@ -125,7 +125,11 @@ async def test_restarts_spread_over_more_than_the_window_go_on(tmp_path: Path) -
     # a moved clock instead of waiting 300 s: every exit happens "400 s" after the one before
     moments = iter(range(0, 4000, 400))
     sidecar = SidecarProcess(
-        [sys.executable, "-c", "raise SystemExit(1)"], cwd=tmp_path, policy=FAST, clock=lambda: float(next(moments))
+        [sys.executable, "-c", "raise SystemExit(1)"],
+        cwd=tmp_path,
+        policy=FAST,
+        alert=None,
+        clock=lambda: float(next(moments)),
     )
     stop = asyncio.Event()
     task = asyncio.create_task(sidecar.run(stop))
@@ -151,7 +155,7 @@ async def test_a_failing_alert_channel_does_not_stop_the_give_up(tmp_path: Path)
 
 @pytest.mark.integration
 async def test_the_copy_loop_runs_on_while_the_sidecar_dies(tmp_path: Path) -> None:
-    sidecar = SidecarProcess([sys.executable, "-c", "raise SystemExit(1)"], cwd=tmp_path, policy=FAST)
+    sidecar = SidecarProcess([sys.executable, "-c", "raise SystemExit(1)"], cwd=tmp_path, policy=FAST, alert=None)
     stop = asyncio.Event()
     ticks = 0
 
@@ -173,7 +177,7 @@ async def test_the_copy_loop_runs_on_while_the_sidecar_dies(tmp_path: Path) -> N
 
 @pytest.mark.integration
 async def test_stop_terminates_a_running_sidecar(tmp_path: Path) -> None:
-    sidecar = SidecarProcess([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path)
+    sidecar = SidecarProcess([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path, alert=None)
     stop = asyncio.Event()
     task = asyncio.create_task(sidecar.run(stop))
     for _ in range(200):
@@ -192,7 +196,7 @@ async def test_a_sidecar_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
         "import pathlib, signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
         f"pathlib.Path({str(marker)!r}).touch(); time.sleep(60)"
     )
-    sidecar = SidecarProcess([sys.executable, "-c", script], cwd=tmp_path)
+    sidecar = SidecarProcess([sys.executable, "-c", script], cwd=tmp_path, alert=None)
     stop = asyncio.Event()
     task = asyncio.create_task(sidecar.run(stop))
     for _ in range(500):
@@ -209,6 +213,38 @@ async def test_a_sidecar_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
 
 @pytest.mark.integration
 async def test_an_unstartable_sidecar_is_logged_and_given_up(tmp_path: Path) -> None:
-    sidecar = SidecarProcess([str(tmp_path / "no-such-binary")], cwd=tmp_path)
+    sidecar = SidecarProcess([str(tmp_path / "no-such-binary")], cwd=tmp_path, alert=None)
     await asyncio.wait_for(sidecar.run(asyncio.Event()), timeout=10)
     assert sidecar.status.gave_up
+
+
+@pytest.mark.integration
+async def test_the_default_give_up_alert_goes_through_the_outbox_to_telegram(tmp_path: Path) -> None:
+    """The bot's own CRITICAL alert, through utils.alerts: written to the outbox, then to the fake Bot API."""
+    import utils.alerts as alerts
+    from config.settings import Settings
+    from tests.alerting.conftest import CHAT, FAST_RETRY, TOKEN
+    from tests.fakes.fake_telegram import FakeTelegram
+    from utils.alerting.outbox import OUTBOX_FILE_NAME
+
+    alerts.reset_alert_manager()
+    try:
+        async with FakeTelegram(TOKEN) as telegram:
+            settings = Settings(  # type: ignore[call-arg]
+                _env_file=None,
+                state_dir=tmp_path / "state",
+                telegram_bot_token=TOKEN,
+                telegram_chat_id=CHAT,
+                telegram_base_url=telegram.base_url,
+            )
+            manager = alerts.configure_alerts(settings, confirm_seconds=0.0, retry=FAST_RETRY)
+            sidecar = SidecarProcess([sys.executable, "-c", "raise SystemExit(2)"], cwd=tmp_path, policy=FAST)
+            await asyncio.wait_for(sidecar.run(asyncio.Event()), timeout=30)
+            assert await manager.flush(10.0)
+            assert (tmp_path / "state" / OUTBOX_FILE_NAME).exists()
+            texts = [message.text for message in telegram.messages]
+            assert len(texts) == 1
+            assert texts[0].startswith("<b>🔴 CRITICAL ISSUE</b>\nSidecar given up: it exited with code 2")
+    finally:
+        await alerts.close_alerts(grace_seconds=1.0)
+        alerts.reset_alert_manager()
