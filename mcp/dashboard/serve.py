@@ -16,6 +16,7 @@ from config.settings import Settings
 from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, MonitoringView, ResetBreaker, build_dashboard_app
 from mcp.dashboard.security import check_bind_safety
 from mcp.monitoring.http import start_site
+from mcp.monitoring.http_guard import HttpGuard
 
 logger = logging.getLogger(__name__)
 
@@ -71,4 +72,5 @@ async def start_dashboard(
         extend=extend,
         max_body_bytes=max_body_bytes,
     )
-    return await start_site(app, host, port, setting="DASHBOARD_PORT", what="dashboard")
+    guard = HttpGuard.from_settings(settings)
+    return await start_site(app, host, port, setting="DASHBOARD_PORT", what="dashboard", guard=guard)

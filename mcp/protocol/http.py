@@ -142,12 +142,14 @@ class McpHttpEndpoint:
         declared = request.content_length
         if declared is not None and declared > self.max_body:
             return _error(413, f"request body of {declared} bytes exceeds the {self.max_body} byte limit")
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > self.max_body:
-                return _error(413, f"request body exceeds the {self.max_body} byte limit")
-        return bytes(body)
+        # read() (not the stream): the port's body-deadline middleware may have read the body already
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"request body exceeds the {self.max_body} byte limit")
+        if len(body) > self.max_body:
+            return _error(413, f"request body exceeds the {self.max_body} byte limit")
+        return body
 
     def dispatcher(self) -> Dispatcher:
         """The dispatcher, built on first use."""
