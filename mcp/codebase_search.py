@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from config.settings import Settings, get_settings
+from mcp.protocol.clip import clip
 from mcp.search.cache import ScanCache
 from mcp.search.matcher import validate_names
 from mcp.search.report import ScanReport, format_text
@@ -249,9 +250,13 @@ class CodebaseSearchServer:
         try:
             return await asyncio.to_thread(self._search_blocking, files, pattern, bool(regex), glob, max_results)
         except SearchError as e:
-            return {"status": "error", "error": str(e), "pattern": pattern}
+            return {"status": "error", "error": str(e), "pattern": clip(pattern)}
         except OSError as e:
-            return {"status": "error", "error": f"cannot search {self.root}: {e.strerror or e}", "pattern": pattern}
+            return {
+                "status": "error",
+                "error": f"cannot search {self.root}: {e.strerror or e}",
+                "pattern": clip(pattern),
+            }
 
     def _search_blocking(
         self, files: Sequence[str] | None, pattern: str, is_regex: bool, glob: str | None, max_results: int

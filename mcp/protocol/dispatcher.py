@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mcp.protocol.cache import TTLCache
+from mcp.protocol.clip import clip_repr
 from mcp.protocol.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -71,10 +72,10 @@ def decode_cursor(cursor: Any, total: int) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError) as e:
-        raise ProtocolError(INVALID_PARAMS, f"invalid params: unknown cursor {cursor!r}") from e
+        raise ProtocolError(INVALID_PARAMS, f"invalid params: unknown cursor {clip_repr(cursor, 70)}") from e
     number = text.removeprefix(CURSOR_PREFIX)
     if not text.startswith(CURSOR_PREFIX) or not number.isdigit() or not 0 < int(number) < total:
-        raise ProtocolError(INVALID_PARAMS, f"invalid params: unknown or expired cursor {cursor!r}")
+        raise ProtocolError(INVALID_PARAMS, f"invalid params: unknown or expired cursor {clip_repr(cursor, 70)}")
     return int(number)
 
 

@@ -26,6 +26,7 @@ from aiohttp import hdrs, web
 from pydantic import SecretStr
 
 from mcp.dashboard.security import BearerToken, bearer_from_header
+from mcp.protocol.clip import clip_repr
 from mcp.protocol.dispatcher import Dispatcher
 from mcp.protocol.jsonrpc import (
     INTERNAL_ERROR,
@@ -293,7 +294,7 @@ class McpHttpEndpoint:
             try:
                 await send(response)
             except (ConnectionError, RuntimeError) as e:
-                logger.info("client left before the response to %r was sent: %s", message.id, e)
+                logger.info("client left before the response to %s was sent: %s", clip_repr(message.id, 80), e)
                 return stream
         try:
             await stream.write_eof()

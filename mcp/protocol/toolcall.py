@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from mcp.protocol.cache import TTLCache, cache_key
+from mcp.protocol.clip import MAX_ERROR_CHARS, clip
 from mcp.protocol.jsonrpc import json_safe, notification
 from mcp.protocol.registry import InvalidArguments, ToolSpec
 from mcp.protocol.session import LATEST_VERSION, supports
@@ -157,6 +158,7 @@ class ToolCaller:
         return result
 
     def _error_result(self, message: str, spec: ToolSpec, version: str) -> dict[str, Any]:
+        message = clip(message, MAX_ERROR_CHARS)
         text = self._scrub(message) if self._scrub is not None else message
         result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": True}
         if spec.output_schema is not None and supports(version, "structured_content"):
