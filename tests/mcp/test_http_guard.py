@@ -312,3 +312,13 @@ async def test_a_client_beyond_its_connection_limit_gets_503_until_one_closes() 
         assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
         for _, held_writer in held[1:]:
             await shut(held_writer)
+
+
+@pytest.mark.integration
+async def test_an_idle_kept_alive_connection_is_closed_after_the_header_timeout() -> None:
+    async with guarded(guard(header_timeout=0.3)) as port:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")  # keep-alive (HTTP/1.1 default)
+        answer = await asyncio.wait_for(read_all(reader), BOUND)  # returns once the server closes
+        await shut(writer)
+        assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"got 0 bytes")

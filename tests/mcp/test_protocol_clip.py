@@ -10,8 +10,11 @@ from typing import Any
 
 import pytest
 
-from mcp.protocol.clip import MAX_ECHO_CHARS, clip, clip_names, clip_repr
+from mcp.protocol.clip import MAX_ECHO_CHARS, MAX_ERROR_CHARS, clip, clip_names, clip_repr
+from mcp.protocol.dispatcher import Dispatcher
+from mcp.protocol.registry import ToolRegistry
 from mcp.search.matcher import validate_names
+from tests.mcp.mcp_protocol_support import Client
 from tests.mcp.test_protocol_tools import build
 
 BIG = "x" * 100_000
@@ -61,3 +64,19 @@ async def test_a_100_kb_argument_is_not_echoed_back(
     assert result["isError"] is True, answer[:300]
     assert len(answer) < SMALL_ANSWER, answer[:300]
     assert all(len(record.getMessage()) < SMALL_ANSWER for record in caplog.records)
+
+
+async def test_a_tools_own_error_text_is_capped_whatever_it_quotes() -> None:
+    async def shout(text: str) -> dict[str, Any]:
+        """Fails, quoting its argument in full."""
+        raise RuntimeError(f"cannot shout {text}")
+
+    registry = ToolRegistry()
+    registry.register(shout, server="toys")
+    client = Client(Dispatcher(registry))
+    await client.initialize()
+    result = await client.call("shout", {"text": BIG})
+    text = result["content"][0]["text"]
+    assert result["isError"] is True
+    assert text.startswith("shout failed: RuntimeError: cannot shout xxx")
+    assert len(text) < MAX_ERROR_CHARS + 50 and text.endswith("bytes)")
