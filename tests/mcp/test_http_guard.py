@@ -133,9 +133,6 @@ def dashboard_routes(tmp_path: Path) -> list[tuple[str, str]]:
     return sorted(routes)
 
 
-ROUTES = dashboard_routes(Path("/nonexistent-state"))
-
-
 @pytest.fixture
 async def both_ports(tmp_path: Path, running: Callable[..., Any]) -> tuple[int, int]:  # noqa: F811
     server: MonitoringServer = await running(
@@ -152,10 +149,13 @@ async def both_ports(tmp_path: Path, running: Callable[..., Any]) -> tuple[int, 
 
 
 @pytest.mark.integration
-async def test_every_route_of_both_ports_answers_421_to_a_foreign_host(both_ports: tuple[int, int]) -> None:
+async def test_every_route_of_both_ports_answers_421_to_a_foreign_host(
+    tmp_path: Path, both_ports: tuple[int, int]
+) -> None:
     dashboard, metrics = both_ports
-    assert ("GET", "/health") in ROUTES and ("POST", "/mcp") in ROUTES and ("GET", "/metrics") in ROUTES
-    targets = [(dashboard, method, path) for method, path in ROUTES] + [(metrics, "GET", "/metrics")]
+    routes = dashboard_routes(tmp_path)
+    assert ("GET", "/health") in routes and ("POST", "/mcp") in routes and ("GET", "/metrics") in routes
+    targets = [(dashboard, method, path) for method, path in routes] + [(metrics, "GET", "/metrics")]
     targets += [(dashboard, "GET", "/no-such-route"), (metrics, "GET", "/")]
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=BOUND)) as http:
         for port, method, path in targets:
