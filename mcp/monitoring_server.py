@@ -223,6 +223,25 @@ class MonitoringServer:
         """Recent points for charts: trade latency p50/p99, sidecar CPU and RSS, coverage."""
         return self.service.history()
 
+    async def performance_report(self) -> dict[str, Any]:
+        """The 📊 PERFORMANCE REPORT now: trades copied and denied by reason, P&L, breaker trips, decision → ack
+        p50/p99, the sidecar's CPU and RSS, coverage, alerts sent and suppressed (issue 9)."""
+        from mcp.monitoring.report import collect_report
+
+        try:
+            suppressed = int(self._alert_manager().suppressed_count)
+        except Exception:
+            logger.exception("cannot read the alert manager's suppressed count; the report says unknown")
+            suppressed = None
+        text = await collect_report(self.settings, self.service.health_report(), suppressed=suppressed)
+        return {"status": "ok", "text": text}
+
+    @staticmethod
+    def _alert_manager() -> Any:
+        from utils.alerts import get_alert_manager
+
+        return get_alert_manager()
+
     def tools(self) -> Sequence[Callable[..., Any]]:
         """The MCP tools of this server."""
         return [self.health_report, self.history]

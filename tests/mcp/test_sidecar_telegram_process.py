@@ -26,7 +26,14 @@ CHAT, OPERATOR, STRANGER = 4242, 1001, 6666
 READY_BOUND_SECONDS = 60.0  # generous: start-up on a loaded 2-core machine
 EXIT_BOUND_SECONDS = 15.0
 STOP_REQUIREMENT_SECONDS = 10.0
-SERVICES_AND_SERVERS = ("codebase_search", "testing", "monitoring", "risk_integrator", "telegram_commands")
+SERVICES_AND_SERVERS = (
+    "codebase_search",
+    "testing",
+    "monitoring",
+    "risk_integrator",
+    "telegram_commands",
+    "alert_rules",
+)
 
 
 def tiny_project(root: Path) -> Path:
@@ -120,7 +127,7 @@ async def test_all_answers_telegram_commands_and_stops_within_10_s_of_sigterm(tm
         stderr = StderrLog(process.stderr)
         try:
             try:
-                await stderr.wait_for("start-up finished: all 5 server(s) running", READY_BOUND_SECONDS)
+                await stderr.wait_for("start-up finished: all 6 server(s) running", READY_BOUND_SECONDS)
             except TimeoutError:
                 raise AssertionError(f"the sidecar did not start; stderr:\n{stderr.text()}") from None
             telegram.push_command("/status", chat_id=CHAT, user_id=STRANGER)  # not an operator: no answer
