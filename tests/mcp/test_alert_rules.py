@@ -1,0 +1,210 @@
+"""The alert rules as a pure function: (states, observation, now) -> (states, notices), with a moved clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from mcp.alert_rules import (
+    BOT_DOWN,
+    BOT_STALE,
+    LOSS_CRITICAL,
+    LOSS_WARNING,
+    SIDECAR_RESOURCES,
+    TRADING_BREAKER,
+    Notice,
+    Observation,
+    RuleConfig,
+    RuleState,
+    evaluate,
+    observation_from_report,
+)
+
+CONFIG = RuleConfig(
+    stale_after_seconds=60.0,
+    breaker_grace_seconds=4.0,
+    default_min_duration=45.0,
+    min_durations={"host": 180.0},
+    sidecar_cpu_warning=1.0,
+    sidecar_memory_warning_mb=100.0,
+)
+
+
+def report(**components: dict[str, Any]) -> Observation:
+    return observation_from_report({"components": components})
+
+
+def bot(status: str = "healthy", **figures: Any) -> dict[str, Any]:
+    values = {"pid": 4321, "pid_alive": True, "snapshot_age_seconds": 1.0, "stale_after_seconds": 60.0}
+    values.update(figures)
+    return {"status": status, "message": "m", "figures": values}
+
+
+def breaker(fraction: float | None = 0.0, state: str = "ACTIVE", **figures: Any) -> dict[str, Any]:
+    values = {
+        "trading_state": state,
+        "daily_loss": None if fraction is None else fraction * 100,
+        "daily_loss_limit": 100.0,
+        "daily_loss_percent": fraction,
+        "warning_percent": 0.12,
+        "critical_percent": 0.15,
+    }
+    values.update(figures)
+    return {"status": "healthy", "message": "m", "figures": values}
+
+
+class Rules:
+    """Carries the states from one evaluation to the next, like the runner does."""
+
+    def __init__(self) -> None:
+        self.states: dict[str, RuleState] = {}
+
+    def at(self, now: float, observation: Observation) -> list[Notice]:
+        self.states, notices = evaluate(self.states, observation, now, CONFIG)
+        return notices
+
+
+def keys(notices: list[Notice]) -> list[tuple[str, bool]]:
+    return [(notice.key, notice.resolved) for notice in notices]
+
+
+def test_bot_down_fires_at_once_when_the_pid_is_gone_and_resolves_once_when_it_is_back() -> None:
+    rules = Rules()
+    assert rules.at(0, report(main_bot=bot())) == []
+    down = rules.at(1, report(main_bot=bot("critical", pid_alive=False, snapshot_age_seconds=3.0)))
+    assert keys(down) == [(BOT_DOWN, False)]
+    assert down[0].severity == "critical" and "BOT DOWN" in down[0].text and "4321" in down[0].text
+    # still down: nothing new (Alertmanager: a firing alert is not re-announced by the rule)
+    assert rules.at(2, report(main_bot=bot("critical", pid_alive=False))) == []
+    back = rules.at(3, report(main_bot=bot(pid=9999)))
+    assert keys(back) == [(BOT_DOWN, True)] and back[0].text.startswith("The bot is back")
+    assert rules.at(4, report(main_bot=bot(pid=9999))) == []
+
+
+def test_a_missing_snapshot_is_bot_down_only_after_the_stale_age_so_a_starting_bot_is_not_alerted() -> None:
+    rules = Rules()
+    missing = {"status": "critical", "message": "risk_state.json does not exist", "figures": {}}
+    assert rules.at(0, report(main_bot=missing)) == []
+    assert rules.at(59, report(main_bot=missing)) == []
+    assert keys(rules.at(60, report(main_bot=missing))) == [(BOT_DOWN, False)]
+
+
+def test_a_condition_that_goes_away_before_its_duration_says_nothing_at_all() -> None:
+    rules = Rules()
+    missing = {"status": "critical", "message": "no snapshot", "figures": {}}
+    assert rules.at(0, report(main_bot=missing)) == []
+    assert rules.at(10, report(main_bot=bot())) == []  # the bot wrote its first snapshot: no firing, no resolved
+    assert rules.states == {}
+
+
+def test_a_stale_snapshot_with_a_live_pid_is_its_own_alert() -> None:
+    rules = Rules()
+    stale = rules.at(0, report(main_bot=bot("critical", snapshot_age_seconds=75.0)))
+    assert keys(stale) == [(BOT_STALE, False)] and "75 s old" in stale[0].text
+    assert keys(rules.at(5, report(main_bot=bot()))) == [(BOT_STALE, True)]
+
+
+def test_daily_loss_warning_then_critical_is_one_alert_each_and_repeats_say_nothing() -> None:
+    rules = Rules()
+    assert rules.at(0, report(circuit_breaker=breaker(0.05))) == []
+    warning = rules.at(1, report(circuit_breaker=breaker(0.13)))
+    assert keys(warning) == [(LOSS_WARNING, False)] and warning[0].severity == "warning"
+    assert "13.0%" in warning[0].text and "DAILY_LOSS_WARNING_PERCENT 12%" in warning[0].text
+    assert rules.at(2, report(circuit_breaker=breaker(0.14))) == []
+    critical = rules.at(3, report(circuit_breaker=breaker(0.16)))
+    assert keys(critical) == [(LOSS_CRITICAL, False)] and critical[0].severity == "critical"
+    for second in range(4, 10):
+        assert rules.at(second, report(circuit_breaker=breaker(0.17))) == []
+
+
+def test_daily_loss_resolves_only_past_the_hysteresis_margin_and_never_on_an_unknown_figure() -> None:
+    rules = Rules()
+    rules.at(0, report(circuit_breaker=breaker(0.13)))
+    assert rules.at(1, report(circuit_breaker=breaker(0.1195))) == []  # inside the margin (0.12 - 0.006)
+    assert rules.at(2, report(circuit_breaker=breaker(None))) == []  # figure unknown: not "back to normal"
+    assert keys(rules.at(3, report(circuit_breaker=breaker(0.02)))) == [(LOSS_WARNING, True)]
+
+
+def test_the_trading_breaker_fires_after_its_grace_with_the_bot_s_own_wording_as_the_echo() -> None:
+    rules = Rules()
+    halted = breaker(
+        0.2, "HALTED", trip_kind="daily_loss", trip_reason="daily loss 20 >= 15", tripped_at="2026-12-07T01:00:00+00:00"
+    )
+    assert [n for n in rules.at(100, report(circuit_breaker=halted)) if n.key == TRADING_BREAKER] == []
+    tripped = [n for n in rules.at(104, report(circuit_breaker=halted)) if n.key == TRADING_BREAKER]
+    assert len(tripped) == 1
+    notice = tripped[0]
+    assert notice.alert_type == "CIRCUIT_BREAKER_TRIPPED" and notice.severity == "critical"
+    assert notice.echo is not None and notice.echo.text == "Circuit breaker HALTED (daily_loss): daily loss 20 >= 15"
+    cleared = breaker(
+        0.0,
+        last_trip_kind="daily_loss",
+        last_cleared_by="manual reset: dashboard",
+        last_cleared_at="2026-12-07T01:05:00+00:00",
+    )
+    resolved = [n for n in rules.at(110, report(circuit_breaker=cleared)) if n.key == TRADING_BREAKER]
+    assert [n.resolved for n in resolved] == [True]
+    assert resolved[0].text == "Trading circuit breaker ACTIVE again: halt cleared by manual reset: dashboard."
+    assert resolved[0].echo is not None
+    assert (
+        resolved[0].echo.text == "Circuit breaker daily_loss halt ended (manual reset: dashboard); trading state ACTIVE"
+    )
+
+
+def test_a_component_is_alerted_only_once_critical_for_its_minimum_duration() -> None:
+    rules = Rules()
+    host = {"status": "critical", "message": "disk 97 %", "figures": {}}
+    testing = {"status": "critical", "message": "crashed", "figures": {}}
+    assert rules.at(0, report(host=host, testing=testing)) == []
+    assert keys(rules.at(45, report(host=host, testing=testing))) == [("component-critical:testing", False)]
+    host_notice = rules.at(180, report(host=host, testing=testing))
+    assert keys(host_notice) == [("component-critical:host", False)] and "disk 97 %" in host_notice[0].text
+    assert keys(rules.at(181, report(host=host))) == [("component-critical:testing", True)]
+    assert "component-critical:testing" not in rules.states and rules.states["component-critical:host"].firing
+
+
+@pytest.mark.parametrize("status", ["starting", "degraded", "healthy"])
+def test_only_critical_counts_for_a_component(status: str) -> None:
+    rules = Rules()
+    for now in (0, 100, 1000):
+        assert rules.at(now, report(testing={"status": status, "message": "", "figures": {}})) == []
+
+
+def test_main_bot_and_circuit_breaker_are_not_alerted_twice_as_components() -> None:
+    rules = Rules()
+    critical_bot = bot("critical", pid_alive=False)
+    halted = breaker(0.0, "HALTED", trip_kind="error_burst", trip_reason="5 errors", tripped_at=None)
+    halted["status"] = "critical"
+    for now in (0, 50, 100):
+        notices = rules.at(now, report(main_bot=critical_bot, circuit_breaker=halted))
+        assert all(not n.key.startswith("component-critical:") for n in notices)
+
+
+def test_resource_warning_fires_after_the_sidecar_s_minimum_duration() -> None:
+    rules = Rules()
+    heavy = {"status": "degraded", "message": "", "figures": {"cpu_percent": 3.5, "memory_mb": 80.0}}
+    assert rules.at(0, report(sidecar=heavy)) == []
+    notices = rules.at(45, report(sidecar=heavy))
+    assert keys(notices) == [(SIDECAR_RESOURCES, False)]
+    assert notices[0].text.startswith("⚠️ RESOURCE WARNING") and "CPU 3.5 % (warning at 1 %)" in notices[0].text
+    calm = {"status": "healthy", "message": "", "figures": {"cpu_percent": 0.3, "memory_mb": 60.0}}
+    assert keys(rules.at(50, report(sidecar=calm))) == [(SIDECAR_RESOURCES, True)]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"components": "not a mapping"},
+        {"components": {"main_bot": "text"}},
+        {"components": {"main_bot": {"status": 3}}},
+        {"components": {"main_bot": {"status": "critical", "figures": ["x"]}}},
+    ],
+)
+def test_a_malformed_health_report_observes_nothing_it_cannot_read(body: dict[str, Any]) -> None:
+    observation = observation_from_report(body)
+    for component in observation.components.values():
+        assert isinstance(component.figures, dict)
+    _states, notices = evaluate({}, observation, 0.0, CONFIG)
+    assert notices == []  # at worst a pending "bot down" that waits for the stale age
