@@ -97,6 +97,7 @@ class MonitoringServer:
         self.settings = settings if settings is not None else get_settings()
         self.metrics = MonitoringMetrics(registry)
         self._report_to = report
+        self._alert_stats = alert_totals_from_manager if alert_stats is None else alert_stats
         self.service = MonitoringService.from_settings(
             self.settings,
             psutil_like=psutil_like,
@@ -109,7 +110,7 @@ class MonitoringServer:
             sleep=sleep,
             metrics=self.metrics,
             gate_status=IntegratorGateStatus(self.settings) if gate_status is None else gate_status,
-            alert_stats=alert_totals_from_manager if alert_stats is None else alert_stats,
+            alert_stats=self._alert_stats,
             on_round=self._after_round,
         )
         self.serve_metrics = self.settings.metrics_enabled if serve_metrics is None else serve_metrics
@@ -228,19 +229,14 @@ class MonitoringServer:
         p50/p99, the sidecar's CPU and RSS, coverage, alerts sent and suppressed (issue 9)."""
         from mcp.monitoring.report import collect_report
 
+        suppressed = None
         try:
-            suppressed = int(self._alert_manager().suppressed_count)
+            totals = self._alert_stats()
+            suppressed = int(totals.suppressed) if totals is not None else None
         except Exception:
             logger.exception("cannot read the alert manager's suppressed count; the report says unknown")
-            suppressed = None
         text = await collect_report(self.settings, self.service.health_report(), suppressed=suppressed)
         return {"status": "ok", "text": text}
-
-    @staticmethod
-    def _alert_manager() -> Any:
-        from utils.alerts import get_alert_manager
-
-        return get_alert_manager()
 
     def tools(self) -> Sequence[Callable[..., Any]]:
         """The MCP tools of this server."""
