@@ -238,9 +238,7 @@ class Settings(BaseSettings):
             return None
         url = value.get_secret_value().strip()
         if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
-            raise ValueError(
-                "expected an http(s):// URL such as https://hc-ping.example/<uuid> (the value is not shown)"
-            )
+            raise ValueError("expected an http(s):// URL such as https://hc-ping.example/<uuid>")
         return SecretStr(url)
 
     @field_validator("log_level")
