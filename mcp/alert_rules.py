@@ -220,10 +220,10 @@ def loss_conditions(observation: Observation, states: Mapping[str, RuleState]) -
             continue
         icon = "🔴" if severity == "critical" else "⚠️"
         text = (
-            f"{icon} DAILY LOSS {severity.upper()}: today's loss {loss} is {fraction:.1%} of the {limit} limit "
+            f"{icon} DAILY LOSS {severity.upper()}\nToday's loss {loss} is {fraction:.1%} of the {limit} limit "
             f"(DAILY_LOSS_{severity.upper()}_PERCENT {level:.0%})."
         )
-        back = f"Daily loss back below {level:.0%} of the limit ({fraction:.1%})."
+        back = f"Daily loss back below {level:.0%} of the limit."  # the figure is added at resolution
         found.append(Condition(key, severity, None, text, back))
     return found
 
@@ -303,9 +303,21 @@ def evaluate(
         if key in new or not state.firing:
             continue  # still holding, or a pending condition that went away before it fired: nothing to say
         echo = _resolve_echo(key, observation, now)
-        text = _breaker_resolution(observation) if key == TRADING_BREAKER else state.resolved_text
+        text = _resolution_text(key, state, observation)
         notices.append(Notice(key, "info", text, state.alert_type, True, echo))
     return new, notices
+
+
+def _resolution_text(key: str, state: RuleState, observation: Observation) -> str:
+    """The resolved notice's words, with the figures of now (not those of the last firing round)."""
+    if key == TRADING_BREAKER:
+        return _breaker_resolution(observation)
+    if key in (LOSS_WARNING, LOSS_CRITICAL):
+        breaker = observation.components.get("circuit_breaker")
+        fraction = _number(breaker.figures.get("daily_loss_percent")) if breaker is not None else None
+        if fraction is not None:
+            return f"{state.resolved_text.rstrip('.')} (now {fraction:.1%})."
+    return state.resolved_text
 
 
 def _breaker_resolution(observation: Observation) -> str:

@@ -110,7 +110,8 @@ def test_daily_loss_warning_then_critical_is_one_alert_each_and_repeats_say_noth
     assert rules.at(0, report(circuit_breaker=breaker(0.05))) == []
     warning = rules.at(1, report(circuit_breaker=breaker(0.13)))
     assert keys(warning) == [(LOSS_WARNING, False)] and warning[0].severity == "warning"
-    assert "13.0%" in warning[0].text and "DAILY_LOSS_WARNING_PERCENT 12%" in warning[0].text
+    assert warning[0].text.startswith("⚠️ DAILY LOSS WARNING\nToday's loss 13.0 is 13.0% of the 100.0 limit")
+    assert "DAILY_LOSS_WARNING_PERCENT 12%" in warning[0].text
     assert rules.at(2, report(circuit_breaker=breaker(0.14))) == []
     critical = rules.at(3, report(circuit_breaker=breaker(0.16)))
     assert keys(critical) == [(LOSS_CRITICAL, False)] and critical[0].severity == "critical"
@@ -123,7 +124,9 @@ def test_daily_loss_resolves_only_past_the_hysteresis_margin_and_never_on_an_unk
     rules.at(0, report(circuit_breaker=breaker(0.13)))
     assert rules.at(1, report(circuit_breaker=breaker(0.1195))) == []  # inside the margin (0.12 - 0.006)
     assert rules.at(2, report(circuit_breaker=breaker(None))) == []  # figure unknown: not "back to normal"
-    assert keys(rules.at(3, report(circuit_breaker=breaker(0.02)))) == [(LOSS_WARNING, True)]
+    resolved = rules.at(3, report(circuit_breaker=breaker(0.02)))
+    assert keys(resolved) == [(LOSS_WARNING, True)]
+    assert resolved[0].text == "Daily loss back below 12% of the limit (now 2.0%)."  # today's figure, not the old one
 
 
 def test_the_trading_breaker_fires_after_its_grace_with_the_bot_s_own_wording_as_the_echo() -> None:

@@ -152,7 +152,7 @@ async def test_all_answers_telegram_commands_and_stops_within_10_s_of_sigterm(tm
     assert elapsed <= STOP_REQUIREMENT_SECONDS, f"stop took {elapsed:.2f} s; the requirement is 10 s"
     # the operator's /status, answered with the supervisor's own figures; the stranger's got nothing
     assert reply.chat_id == str(CHAT)
-    assert "summary: 5/5 servers running; overall " in reply.text
+    assert "summary: 6/6 servers running; overall " in reply.text
     for name in SERVICES_AND_SERVERS:
         assert f"servers.{name}: running, restarts 0" in reply.text
     assert sum(m.text.startswith("<b>/status</b>") for m in telegram.messages) == 1
