@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -211,3 +213,62 @@ def test_a_malformed_health_report_observes_nothing_it_cannot_read(body: dict[st
         assert isinstance(component.figures, dict)
     _states, notices = evaluate({}, observation, 0.0, CONFIG)
     assert notices == []  # at worst a pending "bot down" that waits for the stale age
+
+
+# --- every alert text is in README's alert list -------------------------------------------------------
+README = Path(__file__).resolve().parents[2] / "README.md"
+# each written as README writes it: <placeholders> for the figures
+TEMPLATES = [
+    "🔴 CRITICAL ISSUE",
+    "⚠️ CIRCUIT BREAKER TRIPPED",
+    "BOT DOWN: bot process <pid> is not running",
+    "BOT DOWN: no usable risk snapshot",
+    "BOT STALE: the risk snapshot is <n> s old",
+    "Trading HALTED (<kind>): <reason>",
+    "⚠️ DAILY LOSS WARNING",
+    "🔴 DAILY LOSS CRITICAL",
+    "Component <name> critical for <n> s or more: ",
+    "⚠️ RESOURCE WARNING",
+    "The bot is back: fresh risk snapshot, process alive.",
+    "The bot's risk snapshot is\nfresh again.",
+    "Trading circuit breaker ACTIVE again: halt cleared by <who>.",
+    "Daily loss back below <n>% of\nthe limit (now <n>%).",
+    "Component <name> is no longer critical.",
+    "The monitoring sidecar is back under its\nwarning levels.",
+]
+
+
+def _pattern(template: str) -> re.Pattern[str]:
+    parts = re.split(r"<[a-z]+>", " ".join(template.split()))
+    return re.compile(".+?".join(re.escape(part) for part in parts))
+
+
+def every_notice() -> list[Notice]:
+    """Every notice the rules can send: each condition fired, then resolved."""
+    rules = Rules()
+    missing = {"status": "critical", "message": "no snapshot", "figures": {}}
+    halted = breaker(0.2, "HALTED", trip_kind="error_burst", trip_reason="5 errors", tripped_at="2026-12-07T01:00:00")
+    heavy = {"status": "critical", "message": "", "figures": {"cpu_percent": 9.0, "memory_mb": 900.0}}
+    found = rules.at(0, report(main_bot=bot("critical", pid_alive=False), circuit_breaker=halted, sidecar=heavy))
+    found += rules.at(100, report(main_bot=bot("critical", pid_alive=False), circuit_breaker=halted, sidecar=heavy))
+    cleared = breaker(0.0, last_trip_kind="error_burst", last_cleared_by="cooldown")
+    found += rules.at(200, report(main_bot=bot(), circuit_breaker=cleared))
+    found += rules.at(300, report(main_bot=missing))
+    found += rules.at(400, report(main_bot=missing))
+    found += rules.at(500, report(main_bot=bot("critical", snapshot_age_seconds=99.0)))
+    found += rules.at(600, report(main_bot=bot()))
+    return found
+
+
+def test_every_alert_text_the_rules_send_is_in_the_readme_alert_list() -> None:
+    readme = " ".join(README.read_text(encoding="utf-8").split())
+    for template in TEMPLATES:
+        assert " ".join(template.split()) in readme, f"README's alert list lacks {template!r}"
+    notices = every_notice()
+    assert len(notices) >= 14  # every rule fired and resolved at least once
+    for notice in notices:
+        lines = notice.text.splitlines()
+        # a generic type heading is told apart by its next line (BOT DOWN, Trading HALTED, Component …)
+        named = lines[:2] if lines[0] in {"🔴 CRITICAL ISSUE", "⚠️ CIRCUIT BREAKER TRIPPED"} else lines[:1]
+        for line in named:
+            assert any(_pattern(t).match(line) for t in TEMPLATES), f"alert text not in README's list: {line!r}"
