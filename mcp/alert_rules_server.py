@@ -89,7 +89,7 @@ async def delivered_by_bot(manager: Any, echo: Echo) -> bool:
     return any(row.fingerprint == fingerprint and row.created_at >= echo.since - ECHO_SLACK_SECONDS for row in rows)
 
 
-def record_as_delivered(manager: Any, notice: Notice, alert_type: Any) -> None:
+def record_as_delivered(manager: Any, notice: Notice, alert_type: Any, now: float) -> None:
     """Let the sidecar's dedup know the notice went out (through the bot): its resolution then works."""
     from utils.alerting.dedup import Action, Candidate, Decision
     from utils.alerting.fingerprint import alert_fingerprint
@@ -101,10 +101,10 @@ def record_as_delivered(manager: Any, notice: Notice, alert_type: Any) -> None:
     alert = Alert(manager.clean(notice.text), severity, name, notice.key, pipeline.config.staging, notice.resolved)
     action = Action.RESOLVED if notice.resolved else Action.SEND
     candidate = Candidate(alert_fingerprint(alert), severity, notice.key, notice.resolved)
-    pipeline.dedup.record(candidate, Decision(action, "delivered by the bot"), time.time())
+    pipeline.dedup.record(candidate, Decision(action, "delivered by the bot"), now)
 
 
-async def deliver(manager: Any, notice: Notice) -> str:
+async def deliver(manager: Any, notice: Notice, now: float) -> str:
     """Send one notice through the alert manager; what became of it: sent, suppressed, by_bot or disabled."""
     from utils.alerts import AlertType
 
@@ -112,7 +112,7 @@ async def deliver(manager: Any, notice: Notice) -> str:
     if alert_type is AlertType.CIRCUIT_BREAKER_TRIPPED and not manager.alert_on_circuit_breaker:
         return "disabled"
     if notice.echo is not None and await delivered_by_bot(manager, notice.echo):
-        record_as_delivered(manager, notice, alert_type)
+        record_as_delivered(manager, notice, alert_type, now)
         return "by_bot"
     if notice.resolved:
         ok = await manager.resolve(notice.key, notice.text, alert_type=alert_type)
@@ -215,7 +215,7 @@ class AlertRulesServer:
         if notices:
             manager = self._manager_factory()
             for notice in notices:
-                outcome = await deliver(manager, notice)
+                outcome = await deliver(manager, notice, now)
                 self.outcomes[outcome] = self.outcomes.get(outcome, 0) + 1
                 logger.info("alert rule %s %s: %s", notice.key, "resolved" if notice.resolved else "firing", outcome)
         return notices

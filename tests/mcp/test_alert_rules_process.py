@@ -167,8 +167,10 @@ async def test_loss_levels_alert_once_each_and_a_killed_bot_is_alerted_then_reso
 
             # 3. kill -9 the bot (reaped at once, as its supervisor would): "bot down" within 90 s
             bots[-1][0].kill()
+            killed_at = time.monotonic()
             await bots[-1][0].wait()
             down = await wait_for_text(telegram, "BOT DOWN", ALERT_BOUND_SECONDS)
+            print(f"BOT DOWN delivered {time.monotonic() - killed_at:.1f} s after kill -9 (bound 90 s)")
 
             # 4. a new bot: the resolved notice
             bots.append(await start(["main.py"], bot_env, PROJECT_ROOT))
