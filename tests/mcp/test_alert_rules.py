@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mcp.alert_rules import (
     BOT_DOWN,
@@ -22,6 +25,7 @@ from mcp.alert_rules import (
     evaluate,
     observation_from_report,
 )
+from mcp.monitoring.report import next_report_due
 
 CONFIG = RuleConfig(
     stale_after_seconds=60.0,
@@ -272,3 +276,51 @@ def test_every_alert_text_the_rules_send_is_in_the_readme_alert_list() -> None:
         named = lines[:2] if lines[0] in {"🔴 CRITICAL ISSUE", "⚠️ CIRCUIT BREAKER TRIPPED"} else lines[:1]
         for line in named:
             assert any(_pattern(t).match(line) for t in TEMPLATES), f"alert text not in README's list: {line!r}"
+
+
+# --- properties ---------------------------------------------------------------------------------------
+LOSS_STEPS = st.one_of(st.none(), st.floats(min_value=0.0, max_value=0.5, allow_nan=False))
+BOT_STEPS = st.sampled_from(["up", "dead", "stale", "missing"])
+
+
+def bot_for(step: str) -> dict[str, Any]:
+    if step == "dead":
+        return bot("critical", pid_alive=False)
+    if step == "stale":
+        return bot("critical", snapshot_age_seconds=90.0)
+    if step == "missing":
+        return {"status": "critical", "message": "no snapshot", "figures": {}}
+    return bot()
+
+
+@given(
+    st.lists(st.tuples(LOSS_STEPS, BOT_STEPS, st.floats(min_value=0.0, max_value=120.0, allow_nan=False)), max_size=40)
+)
+@settings(max_examples=200, deadline=None)
+def test_per_key_notices_alternate_firing_then_resolved_whatever_the_figures_do(
+    steps: list[tuple[float | None, str, float]],
+) -> None:
+    """Alertmanager semantics: per key, firing and resolved alternate, beginning with firing; never twice in a row."""
+    rules, now = Rules(), 0.0
+    last: dict[str, bool] = {}
+    for fraction, bot_step, elapsed in steps:
+        now += elapsed
+        for notice in rules.at(now, report(main_bot=bot_for(bot_step), circuit_breaker=breaker(fraction))):
+            if notice.resolved:
+                assert last.get(notice.key) is False, f"{notice.key} resolved without firing first"
+            else:
+                assert notice.key not in last or last[notice.key] is True, f"{notice.key} fired twice"
+            last[notice.key] = notice.resolved
+        # the states say firing exactly for the keys whose last notice was a firing one
+        assert {k for k, s in rules.states.items() if s.firing} == {k for k, resolved in last.items() if not resolved}
+
+
+@given(
+    st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)),
+    st.integers(0, 23),
+    st.integers(0, 59),
+)
+def test_the_next_report_is_after_now_within_a_day_and_at_the_set_time(now: datetime, hour: int, minute: int) -> None:
+    due = next_report_due(now, time(hour, minute, tzinfo=UTC))
+    assert due is not None and now < due <= now + timedelta(days=1)
+    assert (due.hour, due.minute, due.second, due.microsecond) == (hour, minute, 0, 0)
