@@ -302,10 +302,24 @@ def evaluate(
     for key, state in states.items():
         if key in new or not state.firing:
             continue  # still holding, or a pending condition that went away before it fired: nothing to say
+        if source_component(key) not in observation.components:
+            new[key] = state  # its component was not observed this time: unknown is not "resolved"
+            continue
         echo = _resolve_echo(key, observation, now)
         text = _resolution_text(key, state, observation)
         notices.append(Notice(key, "info", text, state.alert_type, True, echo))
     return new, notices
+
+
+def source_component(key: str) -> str:
+    """The health component a rule key is judged from."""
+    if key in (BOT_DOWN, BOT_STALE):
+        return "main_bot"
+    if key in (TRADING_BREAKER, LOSS_WARNING, LOSS_CRITICAL):
+        return "circuit_breaker"
+    if key == SIDECAR_RESOURCES:
+        return "sidecar"
+    return key.removeprefix(COMPONENT_PREFIX)
 
 
 def _resolution_text(key: str, state: RuleState, observation: Observation) -> str:

@@ -88,6 +88,14 @@ def test_bot_down_fires_at_once_when_the_pid_is_gone_and_resolves_once_when_it_i
     assert rules.at(4, report(main_bot=bot(pid=9999))) == []
 
 
+def test_a_firing_alert_whose_component_is_not_in_the_report_stays_firing() -> None:
+    rules = Rules()
+    assert keys(rules.at(0, report(main_bot=bot("critical", pid_alive=False)))) == [(BOT_DOWN, False)]
+    assert rules.at(1, report(host={"status": "healthy", "message": "", "figures": {}})) == []
+    assert rules.states[BOT_DOWN].firing
+    assert keys(rules.at(2, report(main_bot=bot()))) == [(BOT_DOWN, True)]
+
+
 def test_a_missing_snapshot_is_bot_down_only_after_the_stale_age_so_a_starting_bot_is_not_alerted() -> None:
     rules = Rules()
     missing = {"status": "critical", "message": "risk_state.json does not exist", "figures": {}}
@@ -169,7 +177,8 @@ def test_a_component_is_alerted_only_once_critical_for_its_minimum_duration() ->
     assert keys(rules.at(45, report(host=host, testing=testing))) == [("component-critical:testing", False)]
     host_notice = rules.at(180, report(host=host, testing=testing))
     assert keys(host_notice) == [("component-critical:host", False)] and "disk 97 %" in host_notice[0].text
-    assert keys(rules.at(181, report(host=host))) == [("component-critical:testing", True)]
+    healthy = {"status": "healthy", "message": "ok", "figures": {}}
+    assert keys(rules.at(181, report(host=host, testing=healthy))) == [("component-critical:testing", True)]
     assert "component-critical:testing" not in rules.states and rules.states["component-critical:host"].firing
 
 
