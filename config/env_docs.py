@@ -117,5 +117,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         "alert_cooldown_minutes": "a key is not re-alerted within this",
         "duplicate_alert_window_minutes": "the same alert (fingerprint) is not re-sent within this",
         "alertmanager_url": "optional Alertmanager base URL; alerts are also posted to its v2 API",
+        "performance_report_time": "daily 📊 PERFORMANCE REPORT at this UTC time, HH:MM (off: no daily report)",
+        "heartbeat_url": "secret: optional dead man's switch URL, pinged (GET) every HEARTBEAT_INTERVAL_SECONDS",
+        "heartbeat_interval_seconds": "seconds between heartbeat pings (HEARTBEAT_URL)",
     },
 }

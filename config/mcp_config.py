@@ -28,7 +28,17 @@ def _describe(error: dict[str, Any]) -> list[str]:
     if not location:
         # a rule across fields: its message already names the variables and their values
         return message.split(PROBLEM_SEPARATOR)
-    return [f"{location.upper()}: {message} (received {error.get('input')!r})"]
+    received = error.get("input")
+    if _is_secret(location):
+        # a secret that fails validation is still a secret: say how long it was, never what it was
+        size = len(received) if isinstance(received, str) else 0
+        return [f"{location.upper()}: {message} (received a value of {size} characters, not shown)"]
+    return [f"{location.upper()}: {message} (received {received!r})"]
+
+
+def _is_secret(field_name: str) -> bool:
+    field = Settings.model_fields.get(field_name)
+    return field is not None and "SecretStr" in str(field.annotation)
 
 
 def validate_monitoring_config(root: Path | None = None, **overrides: Any) -> Settings:

@@ -172,6 +172,11 @@ class Settings(BaseSettings):
     duplicate_alert_window_minutes: float = Field(default=10.0, ge=0)
     alertmanager_url: str | None = None
 
+    # --- issue 9, alert rules / performance report / dead man's switch (i9alerts) ------------------
+    performance_report_time: str = "08:00"
+    heartbeat_url: SecretStr | None = None
+    heartbeat_interval_seconds: float = Field(default=60.0, gt=0)
+
     @field_validator(
         "target_wallets",
         "paper_error_kinds",
@@ -201,6 +206,7 @@ class Settings(BaseSettings):
         "alertmanager_url",
         "clob_funder_address",
         "mcp_testing_python",
+        "heartbeat_url",
         mode="before",
     )
     @classmethod
@@ -239,6 +245,27 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"expected kinds among {sorted(allowed)}, unknown: {unknown}")
         return value
+
+    @field_validator("performance_report_time")
+    @classmethod
+    def _report_time(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text in {"", "off", "none", "disabled"}:
+            return "off"
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
+        if match is None:
+            raise ValueError(f"expected HH:MM in UTC (e.g. 08:00) or 'off', received {value!r}")
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _heartbeat_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise ValueError("expected an http(s):// URL such as https://hc-ping.example/<uuid>")
+        return SecretStr(url)
 
     @field_validator("log_level")
     @classmethod

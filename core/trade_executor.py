@@ -426,6 +426,7 @@ class TradeExecutor:
             "errors": self._errors_dict(),
             "trades": dict(self._trades),
             "denials": dict(self._denials),
+            "realized_pnl": self.portfolio.realized_pnl,  # issue 9: the performance report's P&L
             "rss_mb": self._rss.mb(),
         }
 

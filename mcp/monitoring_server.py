@@ -98,6 +98,7 @@ class MonitoringServer:
         self.settings = settings if settings is not None else get_settings()
         self.metrics = MonitoringMetrics(registry)
         self._report_to = report
+        self._alert_stats = alert_totals_from_manager if alert_stats is None else alert_stats
         self.service = MonitoringService.from_settings(
             self.settings,
             psutil_like=psutil_like,
@@ -110,7 +111,7 @@ class MonitoringServer:
             sleep=sleep,
             metrics=self.metrics,
             gate_status=IntegratorGateStatus(self.settings) if gate_status is None else gate_status,
-            alert_stats=alert_totals_from_manager if alert_stats is None else alert_stats,
+            alert_stats=self._alert_stats,
             on_round=self._after_round,
         )
         self.serve_metrics = self.settings.metrics_enabled if serve_metrics is None else serve_metrics
@@ -224,6 +225,20 @@ class MonitoringServer:
     def history(self) -> dict[str, list[list[float]]]:
         """Recent points for charts: trade latency p50/p99, sidecar CPU and RSS, coverage."""
         return self.service.history()
+
+    async def performance_report(self) -> dict[str, Any]:
+        """The 📊 PERFORMANCE REPORT now: trades copied and denied by reason, P&L, breaker trips, decision → ack
+        p50/p99, the sidecar's CPU and RSS, coverage, alerts sent and suppressed (issue 9)."""
+        from mcp.monitoring.report import collect_report
+
+        suppressed = None
+        try:
+            totals = self._alert_stats()
+            suppressed = int(totals.suppressed) if totals is not None else None
+        except Exception:
+            logger.exception("cannot read the alert manager's suppressed count; the report says unknown")
+        text = await collect_report(self.settings, self.service.health_report(), suppressed=suppressed)
+        return {"status": "ok", "text": text}
 
     def tools(self) -> Sequence[Callable[..., Any]]:
         """The MCP tools of this server."""

@@ -235,6 +235,13 @@ class SidecarCommandBackend:
             "manual_resets": after.get("manual_resets"),
         }
 
+    async def report(self) -> Reply:
+        """The 📊 PERFORMANCE REPORT of the monitoring server, now."""
+        if self.monitoring is None:
+            return "the monitoring server does not run in this sidecar (MCP_MONITORING_ENABLED=false)"
+        answer = await self.monitoring.performance_report()
+        return str(answer.get("text") or answer)
+
 
 class TelegramCommandsServer:
     """The commands' long polling as a supervised sidecar server; no MCP tools."""

@@ -51,6 +51,7 @@ POLICIES: dict[str, ToolPolicy] = {
     "get_risk_state": ToolPolicy(read_only=True, cache_ttl=1.0),
     "get_metrics_summary": ToolPolicy(read_only=True, cache_ttl=1.0),
     "get_gate_state": ToolPolicy(read_only=True, cache_ttl=1.0),
+    "get_performance_report": ToolPolicy(read_only=True, cache_ttl=1.0),
 }
 UNLISTED = ToolPolicy(read_only=False)
 

@@ -58,7 +58,8 @@ def monitoring_tools_for(settings: Settings, server: Any, ready: asyncio.Event |
     """The monitoring tools over a MonitoringServer (its cached health report and its metrics registry)."""
     metrics = getattr(server, "metrics", None)
     registry = getattr(metrics, "registry", None)
-    return MonitoringTools(settings, health=server.health_report, registry=registry, ready=ready)
+    report = getattr(server, "performance_report", None)
+    return MonitoringTools(settings, health=server.health_report, registry=registry, ready=ready, report=report)
 
 
 def tool_sources(

@@ -41,6 +41,7 @@ EXPECTED_TOOLS = [
     "get_risk_state",
     "get_metrics_summary",
     "get_gate_state",
+    "get_performance_report",
 ]
 SDK_MAJORS = ["v2", "v1"]
 

@@ -36,6 +36,7 @@ EXPECTED_TOOLS = [
     "get_risk_state",
     "get_metrics_summary",
     "get_gate_state",
+    "get_performance_report",
 ]
 
 

@@ -292,7 +292,7 @@ def test_commands_are_built_over_the_sidecar_s_own_servers(tmp_path: Path) -> No
     )
     monitoring, testing = ReadyServer("monitoring"), ReadyServer("testing")
     services, _ = build_services(settings, [monitoring, testing])
-    assert [s.name for s in services] == ["risk_integrator", "telegram_commands"]
+    assert [s.name for s in services] == ["risk_integrator", "telegram_commands", "alert_rules"]
     server = services[1]
     assert isinstance(server, TelegramCommandsServer) and isinstance(server, Server)
     assert server.backend.monitoring is monitoring and server.backend.testing is testing

@@ -74,6 +74,10 @@ class CommandBackend(Protocol):
         """Reset the MCP circuit breaker."""
         ...
 
+    async def report(self) -> Reply:
+        """The 📊 PERFORMANCE REPORT now (issue 9)."""
+        ...
+
 
 COMMANDS: dict[str, str] = {
     "status": "sidecar status",
@@ -82,6 +86,7 @@ COMMANDS: dict[str, str] = {
     "scan": "risk-parameter scan",
     "mute": "mute alerts: /mute <minutes>",
     "reset_mcp": "reset the MCP circuit breaker",
+    "report": "📊 performance report now",
     "help": "this list",
 }
 
