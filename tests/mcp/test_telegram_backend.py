@@ -128,6 +128,11 @@ async def sidecar(tmp_path: Path) -> AsyncIterator[Sidecar]:
         )
         try:
             await eventually(lambda: commands.application is not None and backend.supervisor is not None, "polling")
+            # every server ready, not only polling: /status must not race the monitoring server's start-up
+            supervisor = backend.supervisor
+            await eventually(
+                lambda: all(s["state"] == "running" for s in supervisor.statistics()["servers"].values()), "all ready"
+            )
             yield Sidecar(telegram, integrator, manager, commands, backend)
         finally:
             stop.set()
