@@ -91,6 +91,12 @@ def iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(number, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def masked(wallet: str) -> str:
+    """A wallet as "…" + its last 6 characters (the ledger stores it so; this guards a full address)."""
+    text = str(wallet)
+    return text if text.startswith("…") or len(text) <= SHORT_ID_CHARS + 1 else "…" + text[-SHORT_ID_CHARS:]
+
+
 def short_id(token_id: str) -> str:
     """A long token id as "…" + its last 6 characters (short ids unchanged)."""
     text = str(token_id)
@@ -154,7 +160,7 @@ def trade_rows(trades: Sequence[Any], now: float) -> list[dict[str, Any]]:
             {
                 "seen_at": iso(seen),
                 "age_seconds": None if seen is None else round(max(0.0, now - seen), 1),
-                "followed_wallet": trade.followed_wallet,
+                "followed_wallet": masked(trade.followed_wallet),
                 "market_title": trade.market_title or short_id(trade.token_id),
                 "outcome": trade.outcome,
                 "token": short_id(trade.token_id),
@@ -174,7 +180,9 @@ def trade_rows(trades: Sequence[Any], now: float) -> list[dict[str, Any]]:
 
 def wallet_rows(followed: Sequence[tuple[str, int, int]]) -> list[dict[str, Any]]:
     """Followed wallets (masked) with how many of their trades we copied and denied, busiest first."""
-    rows = [{"wallet": wallet, "copied": int(copied), "denied": int(denied)} for wallet, copied, denied in followed]
+    rows = [
+        {"wallet": masked(wallet), "copied": int(copied), "denied": int(denied)} for wallet, copied, denied in followed
+    ]
     rows.sort(key=lambda row: (-(row["copied"] + row["denied"]), row["wallet"]))
     return rows
 
