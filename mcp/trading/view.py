@@ -18,6 +18,7 @@ from typing import Any
 MONEY_DECIMALS = 2
 FIGURE_DECIMALS = 4
 SHORT_ID_CHARS = 6
+LONG_ID_CHARS = 16  # ids longer than this (Polymarket's 78-digit token ids) are shown as …last 6
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,9 +99,9 @@ def masked(wallet: str) -> str:
 
 
 def short_id(token_id: str) -> str:
-    """A long token id as "…" + its last 6 characters (short ids unchanged)."""
+    """A long token id as "…" + its last 6 characters (ids of up to 16 characters unchanged)."""
     text = str(token_id)
-    return text if len(text) <= SHORT_ID_CHARS + 1 else "…" + text[-SHORT_ID_CHARS:]
+    return text if len(text) <= LONG_ID_CHARS else "…" + text[-SHORT_ID_CHARS:]
 
 
 def pnl_block(pnl: Any, limits: Limits) -> dict[str, Any]:

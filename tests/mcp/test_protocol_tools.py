@@ -324,7 +324,7 @@ async def test_the_sidecar_dispatcher_serves_only_the_registry_servers_tools(tmp
         OtherService(),
     ]
     dispatcher = build_dispatcher(settings, servers)
-    assert dispatcher.registry.names() == EXPECTED_TOOLS
+    assert dispatcher.registry.names() == [*EXPECTED_TOOLS, "get_positions", "get_recent_trades", "get_pnl"]
     assert dispatcher.page_size == settings.mcp_tools_page_size
     client = Client(dispatcher)
     await client.initialize()
