@@ -67,8 +67,17 @@ def test_limits_come_from_the_snapshot_when_valid(risk_parameters: Any, expected
     assert Limits.resolve(None, DEFAULTS) == DEFAULTS
 
 
-@pytest.mark.parametrize(("seconds", "text"), [(0.4, "0 s ago"), (12, "12 s ago"), (125, "2 min ago"),
-                                               (7300, "2 h ago"), (200000, "2 d ago"), (None, "at an unknown time")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [
+        (0.4, "0 s ago"),
+        (12, "12 s ago"),
+        (125, "2 min ago"),
+        (7300, "2 h ago"),
+        (200000, "2 d ago"),
+        (None, "at an unknown time"),
+    ],
+)
 def test_ago(seconds: Any, text: str) -> None:
     assert ago(seconds) == text
 
