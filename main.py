@@ -45,6 +45,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     from core.bot import CopyBot
     from core.circuit_breaker import CircuitBreaker
     from core.clob.factory import build_clob_client
+    from core.ledger_startup import open_trade_ledger, restore_from_ledger
     from core.risk_snapshot import RiskSnapshotWriter
     from core.sidecar_process import SidecarProcess
     from core.trade_executor import TradeExecutor
@@ -55,14 +56,17 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
         await send_telegram_alert(message, severity=severity)
 
     breaker = CircuitBreaker.from_settings(settings, alert=alert)
+    ledger, ledger_state = await open_trade_ledger(settings, breaker)  # issue 8: the trade ledger
     clob = build_clob_client(settings)
     executor = TradeExecutor(
         clob,
         settings=settings,
         circuit_breaker=breaker,
         seed_paper_books=settings.trading_mode is TradingMode.PAPER,
+        ledger=ledger,
     )
     source = build_trade_source(settings)
+    await restore_from_ledger(executor, source, ledger_state)
     writer = RiskSnapshotWriter(settings.state_dir / "risk_state.json")
     bot = CopyBot(executor, source, writer)
 
@@ -99,6 +103,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
                 await task
         await source.close()
         await clob.close()
+        await asyncio.to_thread(ledger.close)
         await breaker.drain_alerts()
         await flush_alerts(1.0)  # what is not delivered by then stays in the outbox for the next start
         await close_alerts()
