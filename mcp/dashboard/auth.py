@@ -120,7 +120,7 @@ def login_routes(auth: ReadAuth) -> list[web.RouteDef]:
         if len(raw) > MAX_LOGIN_BODY_BYTES:
             return login_page(f"the form is over {MAX_LOGIN_BODY_BYTES} bytes; send only the token")
         try:
-            fields = parse_qs(raw.decode("utf-8"), max_num_fields=4)
+            fields = parse_qs(raw.decode("utf-8"), max_num_fields=4, errors="strict")
         except (UnicodeDecodeError, ValueError):
             return login_page("expected a form with one field, token")
         presented = (fields.get("token") or [""])[0]

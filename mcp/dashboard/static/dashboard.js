@@ -123,7 +123,7 @@
     return value > 0 ? `+${text}` : value < 0 ? `−${text}` : text;
   }
 
-  const pct = (value) => (typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(1)} %` : "–");
+  const pct = (value) => (typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(1)}\u00a0%` : "–");
   const price = (value) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(3) : "–");
   const size = (value) => (typeof value === "number" && Number.isFinite(value) ? formatNumber(value) : "–");
   const signClass = (value) => (value > 0 ? "pos" : value < 0 ? "neg" : "");
