@@ -41,10 +41,21 @@ def _literal_schema(values: tuple[Any, ...], where: str) -> dict[str, Any]:
 
 def typed_dict_schema(hint: Any, where: str) -> dict[str, Any]:
     """A TypedDict as an object schema: each key's schema, the required keys, no other keys."""
-    hints = typing.get_type_hints(hint, include_extras=True)
+    raw = typing.get_type_hints(hint, include_extras=True)
+    # Required[...] / NotRequired[...] say whether the key must be present; read here because
+    # __required_keys__ misses them when the class was defined under `from __future__ import annotations`
+    required = [
+        key
+        for key, value in raw.items()
+        if get_origin(value) is typing.Required
+        or (key in hint.__required_keys__ and get_origin(value) is not typing.NotRequired)
+    ]
+    hints = {
+        key: get_args(value)[0] if get_origin(value) in (typing.Required, typing.NotRequired) else value
+        for key, value in raw.items()
+    }
     properties = {key: schema_for(value, f"{where}.{key}") for key, value in hints.items()}
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
-    required = [key for key in hints if key in hint.__required_keys__]
     if required:
         schema["required"] = required
     doc = (hint.__doc__ or "").strip()
