@@ -188,3 +188,13 @@ def test_phone_texts_carry_the_figures(state_dir: Path) -> None:
     assert "+1.50 (+0.50) · 3/2" in daily
     assert max(len(line) for line in pnl.splitlines()) <= 48
     assert daily_text([]) == "No trading days in the ledger yet."
+
+
+def test_the_gauge_uses_the_breakers_own_loss_when_published(tmp_path: Path) -> None:
+    build_ledger(tmp_path)
+    write_snapshot(tmp_path, breaker={"state": "ACTIVE", "daily_loss": 12.5})
+    pnl = view_of(tmp_path)["pnl"]
+    assert (pnl["daily_loss"], pnl["daily_loss_source"], pnl["loss_limit_used_percent"]) == (12.5, "breaker", 25.0)
+    assert pnl["total_pnl"] == 1.5  # the day's P&L itself still comes from the ledger
+    write_snapshot(tmp_path, breaker={"daily_loss": "n/a"})
+    assert view_of(tmp_path)["pnl"]["daily_loss_source"] == "ledger"

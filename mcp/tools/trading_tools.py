@@ -93,6 +93,7 @@ class Pnl(TypedDict):
     copies: int
     denials: int
     daily_loss: float
+    daily_loss_source: str
     max_daily_loss: float | None
     loss_limit_used_percent: float
 

@@ -104,12 +104,22 @@ def short_id(token_id: str) -> str:
     return text if len(text) <= LONG_ID_CHARS else "…" + text[-SHORT_ID_CHARS:]
 
 
-def pnl_block(pnl: Any, limits: Limits) -> dict[str, Any]:
-    """Today's P&L (realized + unrealized) against the daily-loss limit: how much of the limit is used."""
+def breaker_daily_loss(snapshot: Mapping[str, Any] | None) -> float | None:
+    """The circuit breaker's own count of today's loss (equity against the day's start), when published."""
+    breaker = (snapshot or {}).get("breaker")
+    return _number(breaker.get("daily_loss")) if isinstance(breaker, Mapping) else None
+
+
+def pnl_block(pnl: Any, limits: Limits, breaker_loss: float | None = None) -> dict[str, Any]:
+    """Today's P&L (realized + unrealized) and how much of the daily-loss limit is used.
+
+    The gauge shows the breaker's own loss figure when the snapshot carries it (that is what trips), else
+    the loss implied by today's P&L; `daily_loss_source` says which.
+    """
     realized = money(getattr(pnl, "realized_pnl", 0.0)) or 0.0
     unrealized = money(getattr(pnl, "unrealized_pnl", 0.0)) or 0.0
     total = money(realized + unrealized) or 0.0
-    loss = max(0.0, -total)
+    loss = max(0.0, -total) if breaker_loss is None else max(0.0, breaker_loss)
     day = getattr(pnl, "day", None)
     return {
         "day": day.isoformat() if day is not None else None,
@@ -123,6 +133,7 @@ def pnl_block(pnl: Any, limits: Limits) -> dict[str, Any]:
         "copies": int(getattr(pnl, "copies", 0) or 0),
         "denials": int(getattr(pnl, "denials", 0) or 0),
         "daily_loss": money(loss) or 0.0,
+        "daily_loss_source": "ledger" if breaker_loss is None else "breaker",
         "max_daily_loss": money(limits.max_daily_loss),
         "loss_limit_used_percent": percent(loss, limits.max_daily_loss) or 0.0,
     }
@@ -230,7 +241,7 @@ def trading_view(
         "trading_state": (snapshot or {}).get("trading_state"),
         "snapshot_updated_at": iso(updated),
         "snapshot_problem": snapshot_problem,
-        "pnl": pnl_block(figures.pnl, limits),
+        "pnl": pnl_block(figures.pnl, limits, breaker_daily_loss(snapshot)),
         "exposure": exposure_block(positions, limits),
         "positions": positions,
         "recent_trades": trade_rows(figures.trades, now),

@@ -408,8 +408,12 @@
     byId("t-exposure").textContent = `${usdc(exposure.total)} USDC`;
     byId("t-exposure-sub").textContent =
       `${exposure.open_positions ?? 0} position(s) · ${pct(exposure.limit_used_percent)} of ${usdc(exposure.limit)}`;
-    byId("t-loss-text").textContent =
+    const loss = byId("t-loss-text");
+    loss.textContent =
       `lost ${usdc(pnl.daily_loss)} of ${usdc(pnl.max_daily_loss)} USDC (${pct(pnl.loss_limit_used_percent)} used)`;
+    loss.title = pnl.daily_loss_source === "breaker"
+      ? "the circuit breaker's count: equity now against equity at the start of the trading day"
+      : "today's realized and unrealized P&L";
     const gauge = meter(pnl.loss_limit_used_percent);
     const target = byId("t-gauge");
     target.replaceChildren(...gauge.childNodes);
@@ -507,7 +511,8 @@
     const t0 = data[0][0], t1 = data[data.length - 1][0];
     const x = (t) => left + (t1 === t0 ? (W - left - right) / 2 : ((t - t0) / (t1 - t0)) * (W - left - right));
     const y = (v) => top + (1 - (v - lo) / (hi - lo)) * (H - top - bottom);
-    const when = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+    const when = (t) => new Date(t * 1000).toLocaleTimeString([], t1 - t0 < 600
+      ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
     const nodes = [
       svg("line", { x1: left, y1: top, x2: left, y2: H - bottom, class: "axis" }),
       svg("line", { x1: left, y1: H - bottom, x2: W - right, y2: H - bottom, class: "axis" }),
