@@ -148,7 +148,9 @@
         const details = el("details", "fold");
         details.open = openFolds.has(id);
         details.addEventListener("toggle", () => (details.open ? openFolds.add(id) : openFolds.delete(id)));
-        details.append(el("summary", "", `${Object.keys(value).length} item(s)`));
+        // the folded row names what is inside (e.g. "status · parameters · root")
+        const names = Object.keys(value).map(humanize).join(" · ");
+        details.append(el("summary", "", names.length > 60 ? `${names.slice(0, 59)}…` : names));
         const nested = el("dl", "figures nested");
         fillFigures(nested, value, depth + 1, id);
         details.append(nested);
