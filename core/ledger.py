@@ -377,6 +377,16 @@ class TradeLedger:
                     (at, day, record.equity, record.cash),
                 )
 
+    def record_equity_sync(self, equity: float, cash: float | None) -> None:
+        """Append one equity figure (the one the breaker was just given), fsync'd."""
+        conn = self._db()
+        at = self._clock()
+        with _transaction(conn, durable=True):
+            conn.execute(
+                "INSERT INTO equity (at, trading_day, equity, cash) VALUES (?, ?, ?, ?)",
+                (at, _trading_day(at, self._tz), equity, cash),
+            )
+
     def record_marks_sync(self, marks: dict[str, float]) -> None:
         """Append the latest mark of each token (one fsync'd transaction; nothing when empty)."""
         if not marks:
@@ -401,6 +411,10 @@ class TradeLedger:
     async def record_outcome(self, trade_id: int | None, record: OutcomeRecord) -> None:
         """`record_outcome_sync` in the writer thread; durable when this returns."""
         await self.run(lambda: self.record_outcome_sync(trade_id, record))
+
+    async def record_equity(self, equity: float, cash: float | None) -> None:
+        """`record_equity_sync` in the writer thread."""
+        await self.run(lambda: self.record_equity_sync(equity, cash))
 
     async def record_marks(self, marks: dict[str, float]) -> None:
         """`record_marks_sync` in the writer thread."""

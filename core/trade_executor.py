@@ -354,6 +354,10 @@ class TradeExecutor:
     async def publish_restored_equity(self) -> None:
         """Give the breaker the restored equity at start (it re-checks the day's loss against it)."""
         async with self._lock:
+            equity = self.portfolio.equity()
+            if self.ledger is not None and equity is not None:
+                # the equity curve starts where the breaker's view of this run starts
+                await self.ledger.record_equity(equity, self.portfolio.cash)
             await self._feed_breaker(None, None)
 
     def _mark(self, token_id: str, price: float | None) -> None:
