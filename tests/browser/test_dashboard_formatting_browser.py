@@ -93,3 +93,39 @@ async def test_cards_read_like_a_person_wrote_them(tmp_path: Path) -> None:
     finally:
         await server.close()
     assert problems == [], problems
+
+
+async def test_a_browser_signs_in_beyond_loopback(tmp_path: Path) -> None:
+    """The sign-in form works under the strict CSP (form-action 'self') and the cookie opens the page."""
+    async_playwright = _playwright()
+    token = "browser-sign-in-token-0123456789"
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, state_dir=tmp_path, dashboard_host="0.0.0.0", dashboard_token=token
+    )
+    server = TestServer(build_dashboard_app(settings, FakeMonitoring()), host="127.0.0.1", port=0)
+    await server.start_server()
+    problems: list[str] = []
+    try:
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page(viewport={"width": 390, "height": 800})
+                page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
+                await page.goto(str(server.make_url("/")), wait_until="load")
+                assert page.url.endswith("/login")
+                await page.fill("#token", "not-the-token")
+                await page.click("button[type=submit]")
+                assert "wrong token" in await page.locator("[role=alert]").inner_text()
+                await page.fill("#token", token)
+                await page.click("button[type=submit]")
+                await page.locator("#trading").wait_for(timeout=15_000)
+                assert page.url == str(server.make_url("/"))
+                await page.locator('[data-component="main_bot"] .badge').wait_for(timeout=15_000)
+                cookies = await page.context.cookies()
+                [session] = [c for c in cookies if c["name"] == "dashboard_session"]
+                assert session["httpOnly"] and session["sameSite"] == "Strict" and token not in session["value"]
+            finally:
+                await browser.close()
+    finally:
+        await server.close()
+    assert problems == [], problems
