@@ -1,5 +1,6 @@
-"""The dashboard: one aiohttp application serving the page, /health, /api/history, /metrics and the
-token-protected POST /reset-circuit-breaker.
+"""The dashboard: one aiohttp application serving the page, /health, /api/history, /api/trading (the
+trading view, issue 11), /metrics and the token-protected POST /reset-circuit-breaker; beyond loopback the
+read endpoints need DASHBOARD_TOKEN too (mcp.dashboard.auth: bearer, or the /login form's cookie).
 
     app = build_dashboard_app(settings, monitoring, reset_breaker=integrator.reset_mcp_circuit_breaker,
                               registry=metrics.registry)
@@ -29,7 +30,14 @@ from aiohttp import hdrs, web
 
 from config.settings import Settings
 from mcp.dashboard.auth import ReadAuth, login_routes, read_auth_middleware
-from mcp.dashboard.security import BearerToken, Scrubber, add_security_headers, bearer_from_header, is_loopback_host
+from mcp.dashboard.security import (
+    BearerToken,
+    DashboardBindError,
+    Scrubber,
+    add_security_headers,
+    bearer_from_header,
+    is_loopback_host,
+)
 from mcp.health import HealthStatus
 from mcp.monitoring.http import metrics_handler
 
@@ -238,11 +246,8 @@ async def trading(request: web.Request) -> web.Response:
     cached = cache.get("trading")
     if cached is not None:
         return _send(cached)
-    source = request.app[TRADING_KEY]
-    if source is None:
-        return _json(request, {"status": "unavailable", "error": "no trading source in this process"}, 503)
     try:
-        body = await source.view()
+        body = await request.app[TRADING_KEY].view()
     except Exception as e:
         logger.exception("GET /api/trading: the trading view could not be built")
         return _json(request, {"status": "error", "error": f"trading view unavailable ({type(e).__name__})"}, 503)
@@ -340,10 +345,11 @@ def build_dashboard_app(
     read_auth = None
     if read_token_required:
         if settings.dashboard_token is None or not settings.dashboard_token.get_secret_value().strip():
-            raise ValueError("the read endpoints need DASHBOARD_TOKEN on a non-loopback DASHBOARD_HOST; set it")
+            raise DashboardBindError("the read endpoints need DASHBOARD_TOKEN on a non-loopback DASHBOARD_HOST; set it")
         read_auth = ReadAuth(settings.dashboard_token.get_secret_value())
-    middlewares = [read_auth_middleware(read_auth)] if read_auth is not None else []
-    app = web.Application(client_max_size=max_body_bytes, middlewares=middlewares)
+    app = web.Application(client_max_size=max_body_bytes)
+    if read_auth is not None:
+        app.middlewares.append(read_auth_middleware(read_auth))
     app[SETTINGS_KEY] = settings
     app[MONITORING_KEY] = monitoring
     app[RESET_KEY] = reset_breaker
