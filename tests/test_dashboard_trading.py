@@ -6,11 +6,13 @@ temporary STATE_DIR. The read-token tests build the app as on a non-loopback hos
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
@@ -20,7 +22,10 @@ from config.settings import Settings
 from mcp.dashboard.app import build_dashboard_app
 from mcp.dashboard.auth import COOKIE_NAME, MAX_LOGIN_BODY_BYTES, ReadAuth, needs_token, session_value
 from mcp.dashboard.security import CONTENT_SECURITY_POLICY
+from tests.fakes.monitoring_builders import bot_snapshot, write_state
 from tests.test_dashboard import FakeMonitoring
+from tests.test_dashboard_server import TOKEN as SERVER_TOKEN
+from tests.test_dashboard_server import make_server
 from tests.trading_support import ELECTION, RAIN_TITLE, WALLET_A, build_ledger, write_snapshot
 
 TOKEN = "read-token-0123456789abcdef-xyz"
@@ -179,3 +184,29 @@ async def test_on_loopback_reads_stay_open(tmp_path: Path, make_client: ClientFa
 def test_a_public_host_without_a_token_is_refused_when_building(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="need DASHBOARD_TOKEN on a non-loopback DASHBOARD_HOST"):
         build_dashboard_app(settings(tmp_path), FakeMonitoring(), read_token_required=True)
+
+
+@pytest.mark.integration
+async def test_the_sidecar_on_a_public_host_guards_its_reads(tmp_path: Path) -> None:
+    """The real monitoring server bound to 0.0.0.0 (port 0, briefly): reads need the token, /login is served."""
+    write_state(tmp_path, bot_snapshot())
+    server = make_server(tmp_path, dashboard_host="0.0.0.0")
+    ready = asyncio.Event()
+    task = asyncio.create_task(server.run(ready))
+    try:
+        await asyncio.wait_for(ready.wait(), 30)
+        base = f"http://127.0.0.1:{server.dashboard_bound_port}"
+        async with aiohttp.ClientSession() as session:
+            for path in ("/health", "/api/trading", "/metrics"):
+                async with session.get(base + path) as response:
+                    assert response.status == 401, path
+                async with session.get(base + path, headers={"Authorization": f"Bearer {SERVER_TOKEN}"}) as response:
+                    assert response.status == 200, path
+            async with session.get(base + "/", allow_redirects=False) as response:
+                assert response.status == 303 and response.headers["Location"] == "/login"
+            async with session.get(base + "/login") as response:
+                assert response.status == 200
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
