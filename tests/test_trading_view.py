@@ -198,3 +198,21 @@ def test_the_gauge_uses_the_breakers_own_loss_when_published(tmp_path: Path) -> 
     assert pnl["total_pnl"] == 1.5  # the day's P&L itself still comes from the ledger
     write_snapshot(tmp_path, breaker={"daily_loss": "n/a"})
     assert view_of(tmp_path)["pnl"]["daily_loss_source"] == "ledger"
+
+
+@pytest.mark.parametrize(("count", "limit"), [(0, 5), (3, 5), (5, 5), (6, 5), (1000, 240), (241, 240)])
+def test_thin_keeps_the_ends_and_the_limit(count: int, limit: int) -> None:
+    from mcp.trading.view import thin
+
+    points = list(range(count))
+    kept = thin(points, limit)
+    assert len(kept) == min(count, limit) and kept == sorted(set(kept))
+    if count:
+        assert kept[0] == 0 and kept[-1] == count - 1
+
+
+def test_thin_refuses_a_limit_below_two() -> None:
+    from mcp.trading.view import thin
+
+    with pytest.raises(ValueError, match="at least 2 points, received 1"):
+        thin([1, 2, 3], 1)

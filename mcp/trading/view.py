@@ -18,6 +18,7 @@ from typing import Any
 MONEY_DECIMALS = 2
 FIGURE_DECIMALS = 4
 SHORT_ID_CHARS = 6
+MAX_CURVE_POINTS = 240
 LONG_ID_CHARS = 16  # ids longer than this (Polymarket's 78-digit token ids) are shown as …last 6
 
 
@@ -204,9 +205,21 @@ def denial_rows(counts: Mapping[str, int]) -> list[dict[str, Any]]:
     return [{"reason": reason, "count": int(count)} for reason, count in sorted(counts.items(), key=lambda i: -i[1])]
 
 
-def curve_points(curve: Sequence[tuple[float, float]]) -> list[list[Any]]:
-    """The day's equity curve as [ISO time, equity] pairs (the page parses the times)."""
-    return [[iso(ts), money(equity)] for ts, equity in curve if iso(ts) is not None and money(equity) is not None]
+def thin(points: Sequence[Any], limit: int) -> list[Any]:
+    """At most `limit` points, evenly spaced, always keeping the first and the last."""
+    if limit < 2:
+        raise ValueError(f"expected a limit of at least 2 points, received {limit}")
+    if len(points) <= limit:
+        return list(points)
+    step = (len(points) - 1) / (limit - 1)
+    return [points[round(index * step)] for index in range(limit)]
+
+
+def curve_points(curve: Sequence[tuple[float, float]], limit: int = MAX_CURVE_POINTS) -> list[list[Any]]:
+    """The day's equity curve as [ISO time, equity] pairs (the page parses the times), thinned to `limit`:
+    one equity row per fill makes thousands on a busy day, more than a 360-pixel chart can show."""
+    points = [[iso(ts), money(equity)] for ts, equity in curve if iso(ts) is not None and money(equity) is not None]
+    return thin(points, limit)
 
 
 def exposure_block(rows: Sequence[Mapping[str, Any]], limits: Limits) -> dict[str, Any]:
