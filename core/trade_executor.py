@@ -147,6 +147,7 @@ class TradeExecutor:
         self.ledger_duplicates = 0
         self._labels: dict[str, tuple[str, str]] = {}  # token_id -> (market title, outcome)
         self._pending_marks: dict[str, float] = {}
+        self._ledger_marks: dict[str, float] = {}  # the last mark written per token
         self._last_error = ""
         self._breaker_due: tuple[Side, FillOutcome] | None = None
 
@@ -301,8 +302,8 @@ class TradeExecutor:
         fees = _fees(ack)
         if fees and self.portfolio.cash is not None:
             self.portfolio.cash -= fees
-        # the breaker is fed after the ledger has the fill (`_settle`): a kill between the two leaves the
-        # ledger ahead, and the restart feeds the breaker the restored equity, so the two agree again
+        # the breaker is fed in `_settle`, beside the ledger's write: a kill between the two writes leaves
+        # one a fill ahead, and the restart feeds the breaker the ledger's restored equity, so they agree again
         self._breaker_due = (plan.side, outcome)
         return ExecutionResult(
             ExecutionStatus.EXECUTED,
@@ -347,6 +348,7 @@ class TradeExecutor:
         book = state.book
         self.portfolio = book.portfolio
         self._labels = dict(book.labels)
+        self._ledger_marks = dict(book.marks)
         restore_account = getattr(self.clob, "restore_account", None)
         if restore_account is not None and self.portfolio.cash is not None:
             restore_account(self.portfolio.cash, {t: p.size for t, p in self.portfolio.positions.items()})
@@ -362,8 +364,11 @@ class TradeExecutor:
 
     def _mark(self, token_id: str, price: float | None) -> None:
         self.portfolio.mark(token_id, price)
-        if price is not None and token_id in self.portfolio.positions:
+        position = self.portfolio.positions.get(token_id)
+        if price is not None and position is not None and price != self._ledger_marks.get(token_id):
+            # only a changed mark is written: the stop-loss round reads every held book every few seconds
             self._pending_marks[token_id] = price
+            self._ledger_marks[token_id] = price
 
     async def _ledger_seen(self, trade: WalletTrade) -> int | bool | None:
         # False: already in the ledger (acted on before a restart); None: no ledger or it could not be written
@@ -397,11 +402,13 @@ class TradeExecutor:
         return row
 
     async def _settle(self, trade_row: int | None, result: ExecutionResult, market: str) -> None:
-        # after the decision -> ack window: the ledger first (one fsync), then the breaker's fsync'd write
-        await self._ledger_outcome(trade_row, result, market)
+        # after the decision -> ack window, both durable before the next trade; the ledger's fsync and the
+        # breaker's run side by side in two worker threads, so the ledger adds little to the call
         due, self._breaker_due = self._breaker_due, None
-        if due is not None:
-            await self._feed_breaker(*due)
+        if due is None:
+            await self._ledger_outcome(trade_row, result, market)
+            return
+        await asyncio.gather(self._ledger_outcome(trade_row, result, market), self._feed_breaker(*due))
 
     async def _ledger_outcome(self, trade_row: int | None, result: ExecutionResult, market: str) -> None:
         if self.ledger is None:

@@ -220,3 +220,36 @@ def test_an_active_state_file_from_an_earlier_day_is_not_halted_for_its_old_loss
     today = datetime(2026, 12, 2, 12, tzinfo=UTC)
     strict = CircuitBreaker(100.0, OUR_WALLET, state_file, 60.0, clock=lambda: today)
     assert strict.get_state()["state"] == "ACTIVE"
+
+
+@pytest.mark.parametrize(
+    ("balance", "positions", "message"),
+    [
+        (float("nan"), {}, "balance: expected a finite USDC amount"),
+        (-5.0, {}, "balance: expected a finite USDC amount"),
+        (10.0, {"t": float("inf")}, "positions: expected finite share counts"),
+        (10.0, {"t": -1.0}, "positions: expected finite share counts"),
+    ],
+)
+def test_the_paper_account_refuses_a_malformed_restore(
+    tmp_path: Path, balance: float, positions: dict[str, float], message: str
+) -> None:
+    clob = PaperClobClient(make_settings(tmp_path))
+    with pytest.raises(ValueError, match=message):
+        clob.restore_account(balance, positions)
+    assert clob.balance == 1000.0 and clob.positions() == {}
+
+
+def test_a_restored_paper_account_sells_what_it_holds(tmp_path: Path) -> None:
+    clob = PaperClobClient(make_settings(tmp_path), books={"tok-1": pinned("tok-1")})
+    clob.restore_account(12.5, {"tok-1": 30.0, "dust": 1e-15})
+    assert clob.positions() == {"tok-1": 30.0}
+
+    async def sell() -> float:
+        from core.clob.base import OrderRequest
+
+        ack = await clob.place_order(OrderRequest("tok-1", Side.SELL, 30.0, 0.40))
+        return ack.filled_size
+
+    assert asyncio.run(sell()) == 30.0
+    assert clob.balance > 12.5
