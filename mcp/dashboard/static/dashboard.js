@@ -449,7 +449,9 @@
       const market = cell(t.outcome ? `${t.market_title} · ${t.outcome}` : t.market_title, "market", "Market");
       const decision = cell("", "", "Decision");
       decision.append(el("span", `pill ${t.decision}`, t.decision));
-      const why = t.deny_reasons && t.deny_reasons.length ? t.deny_reasons.join(", ").replace(/_/g, " ") : "–";
+      // an order that failed has no deny reason in the ledger: say what happened instead of a blank
+      const why = t.deny_reasons && t.deny_reasons.length ? t.deny_reasons.join(", ").replace(/_/g, " ")
+        : t.decision === "error" ? "order failed" : t.decision === "pending" ? "deciding" : "–";
       const latency = typeof t.latency_ms === "number" ? `${formatNumber(t.latency_ms)} ms` : "–";
       row.append(when, cell(t.followed_wallet, "mono", "Wallet"), market, cell(t.side, `side ${t.side}`, "Side"),
         cell(size(t.size), "num", "Size"), cell(price(t.price), "num", "Price"), decision,
