@@ -97,6 +97,13 @@ SECTIONS: dict[str, dict[str, str]] = {
         "metrics_port": "Prometheus /metrics",
         "daily_loss_warning_percent": "daily loss / max daily loss that marks the breaker degraded",
         "daily_loss_critical_percent": "daily loss / max daily loss that marks the breaker critical",
+        # issue 10 (i10http): HTTP hardening of both ports, regex-search concurrency
+        "dashboard_allowed_hosts": "comma-separated extra Host names both HTTP ports answer (loopback names and "
+        "DASHBOARD_HOST always are); any other Host gets 421",
+        "http_header_timeout_seconds": "a connection must send a whole request head within this (else it is closed)",
+        "http_body_timeout_seconds": "a request body must arrive in full within this (else 408, connection closed)",
+        "http_max_connections_per_client": "open connections per client IP on each HTTP port; more get 503",
+        "mcp_search_max_concurrent_per_client": "search_code calls one MCP client may run at once; more get an error",
     },
     "Alerts": {
         "telegram_bot_token": "secret: Telegram bot token (empty: alerts go to the log)",

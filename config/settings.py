@@ -8,6 +8,7 @@ a Settings object never shows them.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +44,7 @@ def _split_csv(value: Any) -> Any:
 
 
 CsvList = Annotated[list[str], NoDecode]
+_HOST_NAME_BAD = re.compile(r"[/\\\s@?#]")
 CsvIntList = Annotated[list[int], NoDecode]
 
 
@@ -149,6 +151,14 @@ class Settings(BaseSettings):
     daily_loss_warning_percent: float = Field(default=0.12, gt=0, le=1)
     daily_loss_critical_percent: float = Field(default=0.15, gt=0, le=1)
 
+    # --- issue 10 (i10http): HTTP hardening of both ports, regex-search concurrency -----------------
+    # extra Host names the dashboard/MCP and metrics ports answer, besides loopback and DASHBOARD_HOST
+    dashboard_allowed_hosts: CsvList = Field(default_factory=list)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    http_max_connections_per_client: int = Field(default=32, ge=1, le=100_000)
+    mcp_search_max_concurrent_per_client: int = Field(default=2, ge=1, le=64)
+
     # --- alerts ----------------------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = None
@@ -163,7 +173,12 @@ class Settings(BaseSettings):
     alertmanager_url: str | None = None
 
     @field_validator(
-        "target_wallets", "paper_error_kinds", "mcp_testing_paths", "mcp_testing_source_packages", mode="before"
+        "target_wallets",
+        "paper_error_kinds",
+        "mcp_testing_paths",
+        "mcp_testing_source_packages",
+        "dashboard_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
@@ -192,6 +207,18 @@ class Settings(BaseSettings):
     def _empty_is_none(cls, value: Any) -> Any:
         # `TELEGRAM_BOT_TOKEN=` in a .env file means "not set", not "the empty token".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dashboard_allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        # compared with the Host header's name: a scheme, path or space can never match, so say so now
+        bad = [item for item in value if _HOST_NAME_BAD.search(item)]
+        if bad:
+            raise ValueError(
+                "expected host names such as dash.example.com, 10.0.0.5 or [fd00::5] (no scheme, path or space); "
+                f"fix {', '.join(repr(item[:80]) for item in bad)}"
+            )
+        return [item.lower() for item in value]
 
     @field_validator("trading_day_timezone")
     @classmethod

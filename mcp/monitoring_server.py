@@ -29,6 +29,7 @@ from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, ResetBreaker
 from mcp.dashboard.serve import integrator_reset, start_dashboard
 from mcp.monitoring.gate import GateStatusSource, IntegratorGateStatus
 from mcp.monitoring.http import ServeError, metrics_app, start_site
+from mcp.monitoring.http_guard import HttpGuard
 from mcp.monitoring.metrics import MonitoringMetrics
 from mcp.monitoring.service import AlertStatsSource, MonitoringService, alert_totals_from_manager
 from mcp.monitoring.sources import PsutilLike, ServerStatesSource
@@ -159,6 +160,7 @@ class MonitoringServer:
                         self.metrics_port,
                         setting="METRICS_PORT",
                         what="Prometheus metrics",
+                        guard=HttpGuard.from_settings(self.settings),
                     )
                 )
             await self.service.run(ready)

@@ -16,6 +16,7 @@ from config.settings import Settings
 from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, MonitoringView, ResetBreaker, build_dashboard_app
 from mcp.dashboard.security import check_bind_safety, is_loopback_host
 from mcp.monitoring.http import start_site
+from mcp.monitoring.http_guard import HttpGuard
 
 logger = logging.getLogger(__name__)
 
@@ -73,4 +74,5 @@ async def start_dashboard(
         # issue 11: beyond loopback, /, /health, /api/* and /metrics need the token (bearer or /login cookie)
         read_token_required=not is_loopback_host(host),
     )
-    return await start_site(app, host, port, setting="DASHBOARD_PORT", what="dashboard")
+    guard = HttpGuard.from_settings(settings)
+    return await start_site(app, host, port, setting="DASHBOARD_PORT", what="dashboard", guard=guard)

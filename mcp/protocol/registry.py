@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, get_type_hints
 
+from mcp.protocol.clip import clip, clip_names, clip_repr
 from mcp.protocol.schema import SchemaError, ValidationFailure, schema_for, validate
 
 INJECTED_PARAMETERS = frozenset({"progress"})
@@ -121,7 +122,7 @@ class ToolSpec:
         unknown = sorted(set(arguments) - set(known))
         if unknown:
             expected = ", ".join(known) or "no arguments"
-            problems.append(f"unknown argument(s) {', '.join(map(repr, unknown))} (expected only {expected})")
+            problems.append(f"unknown argument(s) {clip_names(unknown)} (expected only {expected})")
         bound: dict[str, Any] = {}
         for name, parameter in known.items():
             if name not in arguments:
@@ -187,7 +188,9 @@ def _basic_path_checks(value: str, name: str) -> None:
         )
     parts = PurePosixPath(value.replace("\\", "/")).parts
     if ".." in parts or ".." in value.replace("\\", "/").split("/"):
-        raise PathOutsideRoot(f"argument {name!r}: expected a path inside the root without '..', received {value!r}")
+        raise PathOutsideRoot(
+            f"argument {name!r}: expected a path inside the root without '..', received {clip_repr(value)}"
+        )
 
 
 def confine_glob(pattern: str, name: str = "glob") -> None:
@@ -195,7 +198,7 @@ def confine_glob(pattern: str, name: str = "glob") -> None:
     _basic_path_checks(pattern, name)
     normalized = pattern.replace("\\", "/")
     if normalized.startswith("/") or re.match(r"^[A-Za-z]:", normalized) or normalized.startswith("~"):
-        raise PathOutsideRoot(f"argument {name!r}: expected a glob relative to the root, received {pattern!r}")
+        raise PathOutsideRoot(f"argument {name!r}: expected a glob relative to the root, received {clip_repr(pattern)}")
 
 
 def confine_path(root: Path, value: str, name: str = "path") -> Path:
@@ -206,7 +209,7 @@ def confine_path(root: Path, value: str, name: str = "path") -> Path:
     _basic_path_checks(value, name)
     file_part = value.split("::", 1)[0]
     if file_part.startswith("~"):
-        raise PathOutsideRoot(f"argument {name!r}: expected a path inside the root, received {value!r}")
+        raise PathOutsideRoot(f"argument {name!r}: expected a path inside the root, received {clip_repr(value)}")
     real_root = Path(os.path.realpath(root))
     candidate = Path(file_part)
     if not candidate.is_absolute():
@@ -215,8 +218,8 @@ def confine_path(root: Path, value: str, name: str = "path") -> Path:
     resolved = Path(os.path.realpath(candidate))
     if resolved != real_root and real_root not in resolved.parents:
         raise PathOutsideRoot(
-            f"argument {name!r}: {value!r} resolves to {resolved}, outside the configured root {real_root}; "
-            "expected a path inside the root"
+            f"argument {name!r}: {clip_repr(value)} resolves to {clip(resolved)}, outside the configured root "
+            f"{real_root}; expected a path inside the root"
         )
     return resolved
 

@@ -30,6 +30,7 @@ from core.risk_snapshot import (
     read_risk_snapshot,
     risk_snapshot_path,
 )
+from mcp.protocol.clip import clip_repr
 from utils.atomic import StateFileError
 
 logger = logging.getLogger(__name__)
@@ -144,7 +145,7 @@ class MonitoringTools:
         components = report.get("components") or {}
         if component not in components:
             known = ", ".join(components) or "none yet"
-            return {"status": "error", "error": f"unknown component {component!r}; known components: {known}"}
+            return {"status": "error", "error": f"unknown component {clip_repr(component)}; known components: {known}"}
         return {
             **components[component],
             "component": component,
@@ -180,7 +181,7 @@ class MonitoringTools:
         """Current values of the sidecar's Prometheus metrics (tool calls, cache hits, health, coverage, gate);
         histograms as count and sum. `prefix` keeps only metrics whose name starts with it (e.g. "mcp_tool")."""
         if prefix is not None and prefix != "" and not METRIC_PREFIX.match(prefix):
-            message = f"expected a metric name prefix like 'mcp_tool', received {prefix!r:.60}"
+            message = f"expected a metric name prefix like 'mcp_tool', received {clip_repr(prefix, 60)}"
             return {"status": "error", "error": message}
         if self._registry is None:
             return {"status": "unavailable", "message": "no metrics registry in this process", "metrics": {}}

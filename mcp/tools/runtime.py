@@ -28,6 +28,7 @@ from mcp.protocol.dispatcher import Dispatcher, ServerInfo
 from mcp.protocol.http import DEFAULT_MAX_BODY_BYTES, add_mcp_routes, allowed_origins_from_settings
 from mcp.protocol.stdio import serve_stdio
 from mcp.protocol.stdio_fds import StdioFds
+from mcp.protocol.toolcall import PerClientLimit
 from mcp.server import Server
 from mcp.tools.catalog import ToolSource, build_tool_registry
 from mcp.tools.monitoring_tools import MonitoringTools
@@ -108,7 +109,17 @@ def build_dispatcher(
         metrics=metrics,
         page_size=settings.mcp_tools_page_size,
         scrub=make_scrubber(settings),
+        limits=tool_limits(settings),
     )
+
+
+def tool_limits(settings: Settings) -> dict[str, PerClientLimit]:
+    """Per-client concurrency limits of the CPU-heavy tools (issue 10: parallel regexes from one client)."""
+    return {
+        "search_code": PerClientLimit(
+            settings.mcp_search_max_concurrent_per_client, "MCP_SEARCH_MAX_CONCURRENT_PER_CLIENT"
+        )
+    }
 
 
 def dispatcher_factory(settings: Settings, servers: Sequence[Server]) -> Callable[[], Dispatcher]:
