@@ -280,3 +280,23 @@ def test_a_stop_loss_exit_and_the_marks_it_reads_are_in_the_ledger(tmp_path: Pat
         assert statuses[-1] == (None, "stop_loss")
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("day_start", "last", "first_after_restart", "expected"),
+    [
+        (1000.0, 910.0, 1000.0, 1090.0),  # richer than the file: the gap cannot erase the 90 lost
+        (1000.0, 910.0, 900.0, 1000.0),  # poorer: the drop counts as loss
+        (1000.0, 910.0, 910.0, 1000.0),  # restored exactly
+        (1000.0, None, 1200.0, 1000.0),  # no equity on file: nothing to compare with
+    ],
+)
+def test_restart_day_start_only_ever_keeps_or_adds_to_the_days_loss(
+    day_start: float, last: float | None, first_after_restart: float, expected: float
+) -> None:
+    from core.circuit_breaker import restart_day_start
+
+    rebased = restart_day_start(day_start, last, first_after_restart)
+    assert rebased == pytest.approx(expected)
+    if last is not None:
+        assert rebased - first_after_restart >= day_start - last - 1e-9
