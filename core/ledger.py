@@ -167,7 +167,7 @@ class LedgerState:
     book: Book
     realized_pnl_today: float
     fills: int
-    acted_keys: set[tuple[str, str]]  # (tx hash, asset) of the recent followed trades
+    acted_keys: list[tuple[str, str]]  # (tx hash, asset) of the recent followed trades, oldest first
     wallets_seen: set[str]  # followed wallets with any trade in the ledger
 
     @property
@@ -432,13 +432,13 @@ class TradeLedger:
                 (today,),
             ).fetchone()
             since = keys_since if keys_since is not None else 0.0
-            keys = {
+            keys = [
                 (r[0], r[1])
                 for r in conn.execute(
-                    "SELECT tx_hash, token_id FROM followed_trades WHERE traded_at >= ? OR seen_at >= ?",
+                    "SELECT tx_hash, token_id FROM followed_trades WHERE traded_at >= ? OR seen_at >= ? ORDER BY id",
                     (since, since),
                 )
-            }
+            ]
             wallets = {r[0] for r in conn.execute("SELECT DISTINCT wallet FROM followed_trades")}
         finally:
             conn.execute("COMMIT")

@@ -147,7 +147,7 @@ class TradeExecutor:
         self.ledger_duplicates = 0
         self._labels: dict[str, tuple[str, str]] = {}  # token_id -> (market title, outcome)
         self._pending_marks: dict[str, float] = {}
-        self._ledger_marks: dict[str, float] = {}  # the last mark written per token
+        self._marks_written: dict[str, float] = {}  # the last mark written per token
         self._last_error = ""
         self._breaker_due: tuple[Side, FillOutcome] | None = None
 
@@ -348,7 +348,7 @@ class TradeExecutor:
         book = state.book
         self.portfolio = book.portfolio
         self._labels = dict(book.labels)
-        self._ledger_marks = dict(book.marks)
+        self._marks_written = dict(book.marks)
         restore_account = getattr(self.clob, "restore_account", None)
         if restore_account is not None and self.portfolio.cash is not None:
             restore_account(self.portfolio.cash, {t: p.size for t, p in self.portfolio.positions.items()})
@@ -365,10 +365,10 @@ class TradeExecutor:
     def _mark(self, token_id: str, price: float | None) -> None:
         self.portfolio.mark(token_id, price)
         position = self.portfolio.positions.get(token_id)
-        if price is not None and position is not None and price != self._ledger_marks.get(token_id):
+        if price is not None and position is not None and price != self._marks_written.get(token_id):
             # only a changed mark is written: the stop-loss round reads every held book every few seconds
             self._pending_marks[token_id] = price
-            self._ledger_marks[token_id] = price
+            self._marks_written[token_id] = price
 
     async def _ledger_seen(self, trade: WalletTrade) -> int | bool | None:
         # False: already in the ledger (acted on before a restart); None: no ledger or it could not be written

@@ -111,7 +111,7 @@ def test_sells_realize_pnl_per_trading_day_and_restore_agrees_with_the_reader(
     assert portfolio.held("tok-1") == pytest.approx(60.0)
     assert portfolio.cash == pytest.approx(1000.0 - 40.0 + 12.0)
     assert state.realized_pnl_today == pytest.approx(-4.0)
-    assert state.acted_keys == {("0xa", "tok-1"), ("0xb", "tok-1"), ("0xc", "tok-2")}
+    assert state.acted_keys == [("0xa", "tok-1"), ("0xb", "tok-1"), ("0xc", "tok-2")]  # oldest first
     assert state.wallets_seen == {WALLET}
 
     reader = LedgerReader(ledger.path)

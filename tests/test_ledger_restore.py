@@ -253,3 +253,50 @@ def test_a_restored_paper_account_sells_what_it_holds(tmp_path: Path) -> None:
 
     assert asyncio.run(sell()) == 30.0
     assert clob.balance > 12.5
+
+
+def test_a_stop_loss_exit_and_the_marks_it_reads_are_in_the_ledger(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, stop_loss=0.2, max_slippage=0.5)
+
+    async def scenario() -> None:
+        async with Bot(settings, [pinned("tok-1")]) as executor:
+            assert (await executor.execute_copy(trade("0xa"))).status is ExecutionStatus.EXECUTED
+            executor.clob.set_book(pinned("tok-1", 0.46, 0.48))  # type: ignore[attr-defined]
+            assert await executor.enforce_stop_losses() == []  # mid 0.47 vs cost 0.51: holding
+            executor.clob.set_book(pinned("tok-1", 0.30, 0.32))  # type: ignore[attr-defined]
+            [exit_] = await executor.enforce_stop_losses()
+            assert (exit_.status, exit_.reason) == (ExecutionStatus.EXECUTED, "stop_loss")
+        reader = LedgerReader(settings.state_dir / LEDGER_FILE_NAME)
+        assert reader.positions() == []
+        assert reader.pnl().realized_pnl == pytest.approx(exit_.realized_pnl)
+        assert [t.decision for t in reader.recent_trades()] == ["copied"]  # the exit is ours, not a followed trade
+        reader.close()
+        ledger = TradeLedger(settings.state_dir / LEDGER_FILE_NAME)
+        ledger.open()
+        marks = [r[0] for r in ledger._db().execute("SELECT price FROM marks ORDER BY id")]
+        statuses = ledger._db().execute("SELECT trade_id, reason FROM decisions ORDER BY id").fetchall()
+        ledger.close()
+        assert 0.47 in [round(m, 2) for m in marks]  # the holding round's changed mark was written
+        assert statuses[-1] == (None, "stop_loss")
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("day_start", "last", "first_after_restart", "expected"),
+    [
+        (1000.0, 910.0, 1000.0, 1090.0),  # richer than the file: the gap cannot erase the 90 lost
+        (1000.0, 910.0, 900.0, 1000.0),  # poorer: the drop counts as loss
+        (1000.0, 910.0, 910.0, 1000.0),  # restored exactly
+        (1000.0, None, 1200.0, 1000.0),  # no equity on file: nothing to compare with
+    ],
+)
+def test_restart_day_start_only_ever_keeps_or_adds_to_the_days_loss(
+    day_start: float, last: float | None, first_after_restart: float, expected: float
+) -> None:
+    from core.circuit_breaker import restart_day_start
+
+    rebased = restart_day_start(day_start, last, first_after_restart)
+    assert rebased == pytest.approx(expected)
+    if last is not None:
+        assert rebased - first_after_restart >= day_start - last - 1e-9

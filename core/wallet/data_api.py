@@ -194,9 +194,10 @@ class DataApiTradeSource:
     def resume(self, acted_keys: Iterable[tuple[str, str]], wallets_seen: Iterable[str]) -> None:
         """Continue after a restart from the trade ledger: never copy twice, never silently drop a fresh trade.
 
-        `acted_keys` are the (transactionHash, asset) pairs the ledger already holds: met again they are
-        duplicates. A followed wallet the ledger has seen before gets no baseline: its first page is a
-        catch-up, copying the trades no older than `stale_after_seconds` and logging what it skipped.
+        `acted_keys` are the (transactionHash, asset) pairs the ledger already holds, oldest first (the
+        newest are kept when there are more than the memory holds): met again they are duplicates. A
+        followed wallet the ledger has seen before gets no baseline: its first page is a catch-up, copying
+        the trades no older than `stale_after_seconds` and logging what it skipped.
         """
         if self.stats.polls:
             raise RuntimeError("resume() must come before the first poll()")
