@@ -3,6 +3,8 @@
     python main.py                          # trade (paper by default) with the monitoring sidecar beside it
     MCP_INTEGRATION_ENABLED=false python main.py   # the bot alone
     python main.py --reset-circuit-breaker  # clear a halt by hand (the only way before the day boundary)
+    python main.py --positions              # what the ledger holds (read-only, works while the bot runs)
+    python main.py --trades 20 --json       # the last 20 followed trades and what was done with them
 
 Exit codes: 0 stopped cleanly, 1 fatal error, 2 invalid settings.
 """
@@ -37,7 +39,29 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--no-sidecar", action="store_true", help="do not spawn the sidecar (same as MCP_INTEGRATION_ENABLED=false)"
     )
+    # --- issue 8 (ledger): the read-only operator view
+    parser.add_argument("--positions", action="store_true", help="show the ledger's positions and today's P&L, exit")
+    parser.add_argument(
+        "--trades",
+        nargs="?",
+        type=_positive_int,
+        const=20,
+        default=None,
+        metavar="N",
+        help="show the last N followed trades (default 20) and what was done with them, exit",
+    )
+    parser.add_argument("--json", action="store_true", help="with --positions/--trades: print JSON")
     return parser.parse_args(argv)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of trades >= 1, received {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of trades >= 1, received {value}")
+    return value
 
 
 async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: bool) -> int:
@@ -45,6 +69,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     from core.bot import CopyBot
     from core.circuit_breaker import CircuitBreaker
     from core.clob.factory import build_clob_client
+    from core.ledger_startup import open_trade_ledger, restore_from_ledger
     from core.risk_snapshot import RiskSnapshotWriter
     from core.sidecar_process import SidecarProcess
     from core.trade_executor import TradeExecutor
@@ -55,14 +80,17 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
         await send_telegram_alert(message, severity=severity)
 
     breaker = CircuitBreaker.from_settings(settings, alert=alert)
+    ledger, ledger_state = await open_trade_ledger(settings, breaker)  # issue 8: the trade ledger
     clob = build_clob_client(settings)
     executor = TradeExecutor(
         clob,
         settings=settings,
         circuit_breaker=breaker,
         seed_paper_books=settings.trading_mode is TradingMode.PAPER,
+        ledger=ledger,
     )
     source = build_trade_source(settings)
+    await restore_from_ledger(executor, source, ledger_state)
     writer = RiskSnapshotWriter(settings.state_dir / "risk_state.json")
     bot = CopyBot(executor, source, writer)
 
@@ -99,6 +127,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
                 await task
         await source.close()
         await clob.close()
+        await asyncio.to_thread(ledger.close)
         await breaker.drain_alerts()
         await flush_alerts(1.0)  # what is not delivered by then stays in the outbox for the next start
         await close_alerts()
@@ -114,6 +143,18 @@ def _request_stop(stop: asyncio.Event, signum: int) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     settings = load_or_exit()
+    if args.positions or args.trades is not None:
+        from core.ledger_cli import show
+
+        # read-only: no logging set-up, no lock, nothing written
+        return show(
+            settings.state_dir,
+            settings.trading_day_timezone,
+            positions=args.positions,
+            trades=args.trades,
+            as_json=args.json,
+            out=sys.stdout,
+        )
     from utils.logging_setup import configure_logging
 
     configure_logging(settings, "polymarket_bot.log")

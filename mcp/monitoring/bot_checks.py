@@ -260,7 +260,7 @@ class CircuitBreakerCheck:
         if fraction is None:
             return Level.HEALTHY, "trading ACTIVE (daily loss not reported yet)"
         loss, limit = figures["daily_loss"], figures["daily_loss_limit"]
-        text = f"trading ACTIVE, daily loss {loss:g} = {fraction:.1%} of the {limit:g} limit"
+        text = f"trading ACTIVE, daily loss {loss:.2f} USDC = {fraction:.1%} of the {limit:.2f} limit"
         if loss_level is Level.CRITICAL:
             return loss_level, f"{text} (critical at {figures['critical_percent']:.0%})"
         if loss_level is Level.DEGRADED:

@@ -17,6 +17,7 @@ import asyncio
 import inspect
 import os
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -247,9 +248,23 @@ def _parameters(func: Callable[..., Any], name: str) -> tuple[tuple[ToolParamete
     return tuple(parameters), accepts_progress, hints.get("return")
 
 
-def _output_schema(return_hint: Any, explicit: dict[str, Any] | None) -> dict[str, Any] | None:
+def returns_typed_dict(func: Callable[..., Any]) -> bool:
+    """True when `func`'s return hint is a TypedDict: its own schema is the tool's outputSchema."""
+    try:
+        hint = get_type_hints(func).get("return")
+    except Exception:
+        return False
+    return hint is not None and typing.is_typeddict(hint)
+
+
+def _output_schema(return_hint: Any, explicit: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
     if explicit is not None:
         return explicit
+    if return_hint is not None and typing.is_typeddict(return_hint):
+        try:
+            return schema_for(return_hint, f"tool {name!r} return")
+        except SchemaError as e:
+            raise ToolDefinitionError(str(e)) from e
     origin = getattr(return_hint, "__origin__", return_hint)
     if origin in (dict, Mapping) or return_hint is dict:
         return dict(OBJECT_OUTPUT_SCHEMA)
@@ -304,7 +319,7 @@ class ToolRegistry:
             func=func,
             description=doc,
             parameters=parameters,
-            output_schema=_output_schema(return_hint, output_schema),
+            output_schema=_output_schema(return_hint, output_schema, tool_name),
             read_only=read_only,
             gate_kind=gate_kind,
             cache_ttl=cache_ttl,

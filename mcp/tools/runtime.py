@@ -77,7 +77,12 @@ def tool_sources(
             continue
         if server.name == MONITORING:
             tools = monitoring_tools_for(settings, server, (ready or {}).get(MONITORING))
-            sources[MONITORING] = ToolSource(tools.tools())
+            # issue 11: the trading view's tools (positions, recent trades, P&L) ride with monitoring
+            from mcp.tools.trading_tools import TradingTools
+            from mcp.trading.source import TradingSource
+
+            trading = TradingTools(TradingSource.from_settings(settings))
+            sources[MONITORING] = ToolSource([*tools.tools(), *trading.tools()])
         else:
             sources[server.name] = ToolSource(list(server.tools()), server_root(server))
     return sources

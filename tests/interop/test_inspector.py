@@ -37,6 +37,9 @@ ALL_TOOLS = {
     "get_metrics_summary",
     "get_gate_state",
     "get_performance_report",
+    "get_positions",
+    "get_recent_trades",
+    "get_pnl",
 }
 
 
