@@ -362,6 +362,15 @@ class TradeExecutor:
                 await self.ledger.record_equity(equity, self.portfolio.cash)
             await self._feed_breaker(None, None)
 
+    def _ledger_failed(self) -> None:
+        # a ledger that keeps failing is an error burst: the breaker halts new entries (exits still pass)
+        self.ledger_write_errors += 1
+        try:
+            self.breaker.record_error("ledger_write")
+        except Exception:
+            self._breaker_feed_errors += 1
+            log.exception("could not record a ledger write error in the circuit breaker")
+
     def _mark(self, token_id: str, price: float | None) -> None:
         self.portfolio.mark(token_id, price)
         position = self.portfolio.positions.get(token_id)
@@ -388,7 +397,7 @@ class TradeExecutor:
                 traded_at=trade.timestamp.timestamp(),
             )
         except Exception:
-            self.ledger_write_errors += 1
+            self._ledger_failed()
             log.exception("could not record a followed trade in the ledger %s", self.ledger.path)
             return None
         if row is None:
@@ -418,7 +427,7 @@ class TradeExecutor:
             await self.ledger.record_outcome(trade_row, record)
         except Exception:
             # the trade already happened; the ledger lags until the next write and a restart would miss it
-            self.ledger_write_errors += 1
+            self._ledger_failed()
             log.critical(
                 "could not write a trade to the ledger %s; a restart would not restore it",
                 self.ledger.path,
@@ -432,7 +441,7 @@ class TradeExecutor:
         try:
             await self.ledger.record_marks(marks)
         except Exception:
-            self.ledger_write_errors += 1
+            self._ledger_failed()
             log.exception("could not write marks to the ledger %s", self.ledger.path)
 
     def _outcome_record(self, result: ExecutionResult, market: str) -> OutcomeRecord:
