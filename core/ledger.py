@@ -6,8 +6,8 @@ restart (even after `kill -9`) restores the whole risk picture.
 
 Durability: WAL with `synchronous=FULL`. Each trade ends in one committed transaction (the decision, the
 order, the fill or error, the marks and the equity after it), fsync'd before `record_outcome` returns; the
-executor holds its lock until then (and runs the breaker's own write beside it, in another worker
-thread), so it is durable before the next trade is decided. The "seen" row
+executor holds its lock until then (and feeds the breaker, whose own fsync'd write follows), so it is
+durable before the next trade is decided. The "seen" row
 written before the decision is committed without its own fsync (`synchronous=NORMAL`): it reaches the OS at
 once (a killed process cannot lose it) and the outcome's fsync makes it durable with everything before it.
 That keeps the ledger at one fsync per trade, and the write is after the decision → ack window.

@@ -238,3 +238,31 @@ def test_folding_skips_a_sell_of_nothing_held() -> None:
     assert book.portfolio.held("t") == 10.0
     assert book.portfolio.cash == pytest.approx(100.0 - 4.0 - 0.1)
     assert book.labels["t"] == ("T", "No") and book.fees == pytest.approx(0.1)
+
+
+def test_an_older_ledger_is_migrated_in_place_keeping_its_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import core.ledger as ledger_module
+
+    old = TradeLedger(tmp_path / "ledger.db")
+    old.open()
+    seen(old, "0xkept")
+    old.close()
+    # a later release appends a migration; this file, at version 1, must take it at the next start
+    migration = "ALTER TABLE followed_trades ADD COLUMN note TEXT NOT NULL DEFAULT '';"
+    monkeypatch.setattr(ledger_module, "MIGRATIONS", (*ledger_module.MIGRATIONS, migration))
+    monkeypatch.setattr(ledger_module, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    new = TradeLedger(tmp_path / "ledger.db")
+    new.open()
+    conn = new._db()
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+    assert conn.execute("SELECT tx_hash, note FROM followed_trades").fetchall() == [("0xkept", "")]
+    new.close()
+
+
+def test_a_write_on_a_closed_ledger_says_what_to_do(tmp_path: Path) -> None:
+    from core.ledger import LedgerError
+
+    ledger = TradeLedger(tmp_path / "ledger.db")
+    with pytest.raises(LedgerError, match="call open"):
+        ledger.record_marks_sync({"t": 0.5})
+    ledger.close()

@@ -159,8 +159,9 @@ def fresh_replay(path: Path, run: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def check_ledger_intact(workdir: Path) -> None:
-    """The file passes SQLite's integrity check and no fill lacks its order and decision (no torn write)."""
+def check_ledger_intact(workdir: Path) -> list[float]:
+    """The file passes SQLite's integrity check and no fill lacks its order and decision (no torn write);
+    returns the last two equities written."""
     conn = sqlite3.connect(read_only_uri(workdir / "state" / "ledger.db"), uri=True)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -170,6 +171,7 @@ def check_ledger_intact(workdir: Path) -> None:
             " WHERE d.id IS NULL)"
         ).fetchone()[0]
         assert orphans == 0, "a fill without its order and decision: a transaction was torn"
+        return [row[0] for row in conn.execute("SELECT equity FROM equity ORDER BY id DESC LIMIT 2")]
     finally:
         conn.close()
 
@@ -207,6 +209,8 @@ def test_kill_9_at_random_moments_leaves_ledger_breaker_and_positions_in_agreeme
         stderr = kill_9(bot)
         assert "Traceback" not in stderr, stderr[-2000:]
         assert "copy BUY" in stderr or "copy SELL" in stderr, "killed before it traded: the kill tested nothing"
-        check_ledger_intact(tmp_path)
-        breaker_file(tmp_path)  # parses, every field checked
+        equities = check_ledger_intact(tmp_path)
+        # the ledger is written before the breaker: the breaker is at the ledger's last equity or one behind
+        last_equity = breaker_file(tmp_path)["last_equity"]  # parses, every field checked
+        assert any(last_equity == pytest.approx(e, abs=1e-9) for e in equities), (run, last_equity, equities)
         assert_restart_agrees(tmp_path, empty)

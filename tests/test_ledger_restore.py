@@ -300,3 +300,28 @@ def test_restart_day_start_only_ever_keeps_or_adds_to_the_days_loss(
     assert rebased == pytest.approx(expected)
     if last is not None:
         assert rebased - first_after_restart >= day_start - last - 1e-9
+
+
+def test_a_ledger_that_cannot_be_written_is_counted_and_the_fill_stays_booked(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path)
+
+    async def scenario() -> None:
+        async with Bot(settings, [pinned("tok-1")]) as executor:
+            assert executor.ledger is not None
+            # the disk goes away under the bot: every ledger statement now fails
+            await asyncio.to_thread(executor.ledger._db().close)
+            result = await executor.execute_copy(trade("0xa"))
+            assert result.status is ExecutionStatus.EXECUTED  # the trade itself is not undone
+            assert executor.portfolio.held("tok-1") > 0
+            assert executor.ledger_write_errors == 2  # the seen row and the outcome
+            metrics = await executor.get_performance_metrics()
+            assert metrics["ledger_write_errors"] == 2
+            kinds = [e["kind"] for e in executor.breaker.get_state()["recent_errors"]]
+            assert kinds == ["ledger_write", "ledger_write"]  # a burst of them halts new entries
+            executor.ledger._conn = None  # already closed above
+
+    with caplog.at_level("CRITICAL"):
+        asyncio.run(scenario())
+    assert any("a restart would not restore it" in r.getMessage() for r in caplog.records)
