@@ -4,7 +4,8 @@
     MCP_INTEGRATION_ENABLED=false python main.py   # the bot alone
     python main.py --reset-circuit-breaker  # clear a halt by hand (the only way before the day boundary)
 
-Exit codes: 0 stopped cleanly, 1 fatal error, 2 invalid settings.
+Exit codes: 0 stopped cleanly, 1 fatal error, 2 invalid settings, 3 the state folder is in use by another
+bot (nothing was traded or written; see core/state_lock.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from config.settings import Settings, TradingMode
 
 EXIT_OK = 0
 EXIT_FATAL = 1
+EXIT_STATE_DIR_BUSY = 3  # issue 8: another bot holds STATE_DIR (2 is EXIT_BAD_CONFIG in config.mcp_config)
 
 log = logging.getLogger("polymarket_bot")
 
@@ -118,19 +120,35 @@ def main(argv: list[str] | None = None) -> int:
 
     configure_logging(settings, "polymarket_bot.log")
     from core.circuit_breaker import BreakerPersistenceError
+    from core.state_lock import StateDirBusyError, StateDirLock, StateDirLockError
 
     if args.reset_circuit_breaker:
         from core.circuit_breaker import reset_from_cli
 
-        # run this while the bot is stopped: a running bot keeps its breaker in memory and would
-        # write its own state over the reset at its next change
+        # refused while a bot runs: a running bot keeps its breaker in memory and would write its own
+        # state over the reset at its next change. Holding the lock also keeps a bot from starting mid-reset.
         try:
-            print(reset_from_cli(settings))
-        except BreakerPersistenceError as e:
+            with StateDirLock(settings.state_dir, action="reset the circuit breaker"):
+                print(reset_from_cli(settings))
+        except StateDirBusyError as e:
+            print(f"{e} (a running bot would write its own breaker state over the reset)", file=sys.stderr)
+            return EXIT_STATE_DIR_BUSY
+        except (BreakerPersistenceError, StateDirLockError) as e:
             print(f"cannot reset the circuit breaker: {e}", file=sys.stderr)
             return EXIT_FATAL
         return EXIT_OK
     with_sidecar = settings.mcp_integration_enabled and not args.no_sidecar
+    # one bot per state folder, for the whole life of the process: taken before anything reads or writes
+    # the folder, so a refused second bot leaves the first one's files untouched
+    lock = StateDirLock(settings.state_dir)
+    try:
+        lock.acquire()
+    except StateDirBusyError as e:
+        log.critical("%s", e)
+        return EXIT_STATE_DIR_BUSY
+    except StateDirLockError as e:
+        log.critical("%s", e)
+        return EXIT_FATAL
     try:
         return asyncio.run(run_bot(settings, duration=args.duration, with_sidecar=with_sidecar))
     except BreakerPersistenceError as e:
@@ -139,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception:
         log.critical("the bot stopped on an unexpected error", exc_info=True)
         return EXIT_FATAL
+    finally:
+        lock.release()
 
 
 if __name__ == "__main__":

@@ -142,5 +142,5 @@ def test_an_unusable_state_dir_refuses_to_trade(tmp_path: Path) -> None:
     done = run_main(tmp_path, "--duration", "1", STATE_DIR=str(blocker))
     assert done.returncode == 1
     assert "not-a-dir" in done.stderr
-    assert "refusing to trade without a working breaker state file" in done.stderr
+    assert "writable STATE_DIR" in done.stderr
     assert "Traceback" not in done.stderr
