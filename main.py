@@ -115,7 +115,7 @@ def _request_stop(stop: asyncio.Event, signum: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    settings = load_or_exit()
+    settings = load_or_exit(check_folders=True)  # issue 8: STATE_DIR and LOG_DIR proven writable first
     from utils.logging_setup import configure_logging
 
     configure_logging(settings, "polymarket_bot.log")

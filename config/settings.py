@@ -55,6 +55,8 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        # issue 8: `MAX_DAILY_LOSS=inf` (or nan) is never a limit; every float setting must be finite
+        allow_inf_nan=False,
     )
 
     # --- environment -----------------------------------------------------------------------------
@@ -253,6 +255,12 @@ def cross_field_problems(settings: Settings) -> list[str]:
     if settings.min_order_size > settings.max_order_size:
         problems.append(
             f"MIN_ORDER_SIZE ({settings.min_order_size}) must not exceed MAX_ORDER_SIZE ({settings.max_order_size})"
+        )
+    # issue 8: two servers cannot share one port (0 = any free port, so two zeros are fine)
+    if settings.dashboard_port == settings.metrics_port and settings.dashboard_port != 0:
+        problems.append(
+            f"DASHBOARD_PORT ({settings.dashboard_port}) and METRICS_PORT ({settings.metrics_port}) must differ: "
+            "the dashboard and /metrics are two servers"
         )
     if settings.trading_mode is TradingMode.LIVE and settings.private_key is None:
         problems.append("TRADING_MODE=live needs PRIVATE_KEY (the wallet's key for signing orders)")
