@@ -17,9 +17,16 @@ import logging
 import os
 import signal
 import sys
+from typing import TYPE_CHECKING
 
 from config.mcp_config import load_or_exit
 from config.settings import Settings, TradingMode
+
+if TYPE_CHECKING:
+    from core.breaker_io import AlertCallback
+    from core.clob.base import ClobClient
+    from core.reconciler import Reconciler
+    from core.trade_executor import TradeExecutor
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -82,7 +89,10 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
         os.getpid(),
         settings.state_dir,
     )
+    reconciler = await _start_reconciler(settings, clob, executor, alert)  # issue 8: live mode only
     tasks = [asyncio.create_task(bot.run(stop), name="copy-loop")]
+    if reconciler is not None:
+        tasks.append(asyncio.create_task(reconciler.run(stop), name="reconcile"))
     sidecar: SidecarProcess | None = None
     if with_sidecar:
         sidecar = SidecarProcess()
@@ -100,12 +110,44 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await source.close()
+        if reconciler is not None:
+            await reconciler.drain_alerts()
+            await reconciler.close()
         await clob.close()
         await breaker.drain_alerts()
         await flush_alerts(1.0)  # what is not delivered by then stays in the outbox for the next start
         await close_alerts()
     log.info("bot stopped; state flushed to %s", settings.state_dir)
     return EXIT_OK
+
+
+async def _start_reconciler(
+    settings: Settings, clob: ClobClient, executor: TradeExecutor, alert: AlertCallback
+) -> Reconciler | None:
+    """Live mode: reconcile our books with the exchange once before the first trade; the periodic rounds
+    then run beside the copy loop. Paper mode has no exchange to compare with (None)."""
+    if settings.trading_mode is not TradingMode.LIVE:
+        return None
+    from core.reconciler import DataApiPositions, Reconciler
+
+    address = getattr(clob, "address", None)
+    if not isinstance(address, str):
+        raise RuntimeError(f"live mode reconciles with the exchange but {clob!r} does not say which wallet it trades")
+    reconciler = Reconciler(
+        lambda: executor.portfolio,
+        executor.reconcile_gate,
+        DataApiPositions(settings.data_api_url, request_timeout=settings.clob_request_timeout_seconds),
+        clob.get_balance,
+        address,
+        position_tolerance=settings.reconcile_position_tolerance,
+        cash_tolerance=settings.reconcile_cash_tolerance,
+        interval=settings.reconcile_interval_seconds,
+        confirm_seconds=settings.reconcile_confirm_seconds,
+        alert=alert,
+    )
+    result = await reconciler.reconcile()
+    log.info("start-up reconcile with the exchange: %s", result.describe() if result else "skipped (see above)")
+    return reconciler
 
 
 def _request_stop(stop: asyncio.Event, signum: int) -> None:

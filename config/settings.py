@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     trading_day_timezone: str = "UTC"
     trading_latency_budget_ms: float = Field(default=100.0, gt=0)
 
+    # --- issue 8 (i8guard): live mode reconciles our books with the exchange -------------------
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    reconcile_position_tolerance: float = Field(default=1.0, ge=0)
+    reconcile_cash_tolerance: float = Field(default=5.0, ge=0)
+    reconcile_confirm_seconds: float = Field(default=10.0, ge=0)
+
     # --- MCP servers (reference 000 §Configuration) ---------------------------------------------
     mcp_codebase_search_enabled: bool = True
     mcp_testing_enabled: bool = True
