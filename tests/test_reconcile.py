@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from core.wallet.base import WalletTrade
 from tests.circuit_breaker_support import AlertRecorder
 from tests.fakes.fake_clob import BASE_UNITS, FakeClob, FakeMarket
 from tests.fakes.fake_data_api import FakeDataApi, ScriptedResponse, position_record
+from tests.test_main_process import ROOT, bot_env
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
@@ -414,3 +416,49 @@ def test_the_settings_have_sane_defaults() -> None:
     assert settings.reconcile_position_tolerance == 1.0
     assert settings.reconcile_cash_tolerance == 5.0
     assert settings.reconcile_confirm_seconds == 10.0
+
+
+# --- main.py in live mode, against both fakes ----------------------------------------------------------
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(120)
+async def test_main_in_live_mode_reconciles_at_start_and_halts_entries_on_a_mismatch(tmp_path: Path) -> None:
+    wallet: LocalAccount = Account.create()  # made up for this test only: never a real key
+    empty_replay = tmp_path / "no_trades.jsonl"
+    empty_replay.write_text("")
+    async with FakeClob() as clob, FakeDataApi() as api:
+        clob.add_market(FakeMarket(TOKEN, bids=[(0.48, 500.0)], asks=[(0.50, 500.0)]))
+        # the exchange says we hold 7 shares the bot's books know nothing of
+        api.set_positions(wallet.address, position_record(wallet.address, asset=TOKEN, size=7.0))
+        env = {
+            **bot_env(tmp_path),
+            "TRADING_MODE": "live",
+            "PRIVATE_KEY": wallet.key.hex(),
+            "CLOB_HOST": clob.url,
+            "DATA_API_URL": api.base_url,
+            "REPLAY_FILE": str(empty_replay),
+            "RECONCILE_INTERVAL_SECONDS": "0.5",
+            "RECONCILE_CONFIRM_SECONDS": "0.1",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "main.py"),
+            "--duration",
+            "3",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        _, raw = await asyncio.wait_for(process.communicate(), 90)
+    stderr = raw.decode(errors="replace")
+
+    assert process.returncode == 0, stderr[-3000:]
+    assert "RECONCILE MISMATCH: new entries halted (exits still pass)" in stderr
+    assert f"{TITLE} [Yes] (token …{TOKEN[-8:]}): ours 0.0000, exchange 7.0000 shares" in stderr
+    assert "CRITICAL" in stderr
+    rounds = [r for r in api.requests if r.path == "/positions"]
+    assert len(rounds) >= 3, "once at start, confirmed, then periodically"
+    assert {r.params["user"] for r in rounds} == {wallet.address}
+    assert "GET /balance-allowance" in clob.paths()
