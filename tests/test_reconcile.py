@@ -279,6 +279,20 @@ async def test_a_mismatch_halts_new_entries_with_a_critical_alert_and_exits_stil
     assert live.executor.portfolio.positions == {}
 
 
+async def test_a_stop_loss_exit_passes_while_entries_are_halted(live: Live) -> None:
+    await buy_ten(live)
+    live.api.set_positions(live.adapter.address)
+    await live.reconciler().reconcile()
+    assert live.executor.reconcile_gate.blocks_entries
+    market = live.clob.markets[TOKEN]
+    market.bids[:], market.asks[:] = [(0.30, 500.0)], [(0.32, 500.0)]  # the market fell 38 % under our cost
+
+    [exit_] = await live.executor.enforce_stop_losses()
+
+    assert exit_.status is ExecutionStatus.EXECUTED and exit_.reason == "stop_loss"
+    assert live.executor.portfolio.positions == {}
+
+
 async def test_a_mismatch_that_is_gone_at_the_second_look_does_not_halt(live: Live) -> None:
     await buy_ten(live)
     live.api.set_positions(live.adapter.address)  # the Data API has not indexed the fill yet …

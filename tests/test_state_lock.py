@@ -25,6 +25,20 @@ from tests.test_main_process import ROOT, bot_env, run_main, wait_for
 
 EXIT_STATE_DIR_BUSY = 3
 
+HOLDER_WITH_CHILD = """
+import subprocess, sys, time
+from core.state_lock import StateDirLock
+lock = StateDirLock(sys.argv[1])
+lock.acquire()
+# spawned as the sidecar is; its own stdout, so the test's pipe closes when the holder dies
+# close_fds=False: only the lock's own non-inheritable descriptor keeps it out of the child
+child = subprocess.Popen(
+    [sys.executable, "-c", "import time; time.sleep(120)"], stdout=subprocess.DEVNULL, close_fds=False
+)
+print(child.pid, flush=True)
+time.sleep(120)
+"""
+
 HOLDER = """
 import sys, time
 from core.state_lock import StateDirLock
@@ -93,6 +107,22 @@ def test_the_lock_is_free_once_its_holder_is_killed_with_sigkill(tmp_path: Path)
         assert lock.held
         assert parse_pid(lock_path(tmp_path).read_bytes()) == os.getpid()
     assert lock_path(tmp_path).read_bytes() == b""  # released: no pid left that could be taken for a holder
+
+
+def test_a_child_process_outliving_the_bot_does_not_keep_the_folder_locked(tmp_path: Path) -> None:
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER_WITH_CHILD, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout is not None
+    child_pid = int(holder.stdout.readline())
+    try:
+        holder.send_signal(signal.SIGKILL)
+        holder.communicate()
+        os.kill(child_pid, 0)  # the child is still alive …
+        with StateDirLock(tmp_path) as lock:  # … and the folder is free all the same
+            assert lock.held
+    finally:
+        os.kill(child_pid, signal.SIGKILL)
 
 
 def test_the_lock_can_be_taken_again_after_release(tmp_path: Path) -> None:
