@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from core.breaker_rules import TradingState
+from core.integrations.mcp_breaker import BreakerState, BreakerStore
 from core.integrations.readonly import FileStatus, read_state_file
 from tests.circuit_breaker_support import T0, FakeClock, make_breaker
 from tests.test_main_process import run_main
@@ -115,6 +116,20 @@ def test_the_sidecars_read_only_view_reports_a_fifo_without_hanging(tmp_path: Pa
     reading = read_state_file(path, now_epoch=time.time(), stale_after_seconds=None)
     assert reading.status is FileStatus.CORRUPT
     assert "is a FIFO (named pipe), expected a regular file" in reading.reason
+
+
+@pytest.mark.timeout(NO_HANG_SECONDS)
+@pytest.mark.parametrize(("name", "make", "problem"), BAD_FILES, ids=[case[0] for case in BAD_FILES])
+def test_the_sidecars_mcp_breaker_starts_open_and_moves_the_bad_entry_aside(
+    tmp_path: Path,
+    name: str,
+    make,
+    problem: str,  # type: ignore[no-untyped-def]
+) -> None:
+    path = make(tmp_path / "mcp_circuit_breaker.json")
+    record, reason = BreakerStore(path, lambda: T0).load()
+    assert record.state is BreakerState.OPEN
+    assert reason is not None and problem in reason and "kept as mcp_circuit_breaker.json.corrupt-" in reason
 
 
 @pytest.mark.integration
