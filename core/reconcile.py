@@ -67,8 +67,9 @@ class ReconcileResult:
 
     @property
     def markets(self) -> list[str]:
-        """The markets that disagree, for the alert and the deny figures."""
-        return [gap.market or gap.token_id for gap in self.gaps]
+        """What disagrees, for the deny figures: each market (its token id when unnamed), and "collateral"."""
+        names = [gap.market or gap.token_id for gap in self.gaps]
+        return [*names, "collateral"] if self.cash_gap is not None else names
 
     def describe(self) -> str:
         """One line per gap, for the log and the alert."""

@@ -335,6 +335,9 @@ async def test_collateral_that_moved_at_the_exchange_is_a_mismatch(live: Live) -
 
     assert result is not None and result.cash_gap is not None and result.gaps == ()
     assert live.executor.reconcile_gate.blocks_entries
+    assert live.executor.reconcile_gate.markets == ["collateral"]
+    entry = await live.executor.execute_copy(copied(Side.BUY, 4.0, 0.50))
+    assert entry.reason == "reconcile_mismatch" and entry.decisions[-1].figures["markets"] == "collateral"
     assert "collateral: ours 995.00, exchange 945.00 USDC" in result.describe()
 
 
