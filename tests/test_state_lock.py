@@ -217,6 +217,20 @@ def test_reset_is_refused_while_the_bot_runs_and_allowed_after(tmp_path: Path) -
 
 
 @pytest.mark.integration
+def test_a_bot_started_while_the_folder_is_locked_is_refused(tmp_path: Path) -> None:
+    # a reset from the command line holds the same lock while it rewrites the breaker file
+    holder = start_holder(tmp_path / "state")
+    try:
+        done = run_main(tmp_path, "--duration", "1")
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert done.returncode == EXIT_STATE_DIR_BUSY
+    assert f"in use by pid {holder.pid}" in done.stderr
+    assert sorted(p.name for p in (tmp_path / "state").iterdir()) == [LOCK_FILE_NAME]  # nothing else written
+
+
+@pytest.mark.integration
 def test_a_bot_killed_with_sigkill_leaves_no_stale_lock(tmp_path: Path) -> None:
     first = start_bot(tmp_path)
     try:
