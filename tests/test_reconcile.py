@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.settings import Settings
 from core.circuit_breaker import CircuitBreaker
@@ -65,6 +67,33 @@ def test_positions_mismatch_only_beyond_the_tolerance(
     assert [gap.token_id for gap in result.gaps] == mismatched
     assert result.ok is (not mismatched)
     assert result.compared_tokens == len(set(ours) | set(exchange))
+
+
+shares = st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False)
+books = st.dictionaries(st.sampled_from(["a", "b", "c", "d"]), shares, max_size=4)
+
+
+@given(books, books, st.floats(min_value=0, max_value=100, allow_nan=False))
+def test_a_token_mismatches_exactly_when_its_sizes_differ_beyond_the_tolerance(
+    ours: dict[str, float], exchange: dict[str, float], tolerance: float
+) -> None:
+    result = reconcile(ours, exchange, now=NOW, position_tolerance=tolerance)
+    expected = sorted(t for t in set(ours) | set(exchange) if abs(ours.get(t, 0.0) - exchange.get(t, 0.0)) > tolerance)
+    assert [gap.token_id for gap in result.gaps] == expected
+    # the comparison is symmetric, and the books always agree with themselves
+    swapped = reconcile(exchange, ours, now=NOW, position_tolerance=tolerance)
+    assert [gap.token_id for gap in swapped.gaps] == expected
+    assert reconcile(ours, dict(ours), now=NOW, position_tolerance=tolerance).ok
+
+
+@given(books, books, books)
+def test_confirm_never_reports_what_either_look_did_not_see(
+    ours: dict[str, float], first_view: dict[str, float], second_view: dict[str, float]
+) -> None:
+    first = reconcile(ours, first_view, now=NOW, position_tolerance=0.5)
+    second = reconcile(ours, second_view, now=NOW, position_tolerance=0.5)
+    confirmed = {gap.token_id for gap in confirm(first, second).gaps}
+    assert confirmed == {g.token_id for g in first.gaps} & {g.token_id for g in second.gaps}
 
 
 @pytest.mark.parametrize(
