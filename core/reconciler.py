@@ -122,13 +122,11 @@ class DataApiPositions:
             async with self._session.get(self._url, params=params, timeout=self._timeout) as response:
                 if response.status != 200:
                     raise ReconcileFetchError(f"Data API /positions answered HTTP {response.status}")
-                body = await response.content.read(self._max_body_bytes + 1)
+                body = await self._read_capped(response)
         except TimeoutError as e:
             raise ReconcileFetchError(f"Data API /positions: no answer within {self._timeout.total}s") from e
         except aiohttp.ClientError as e:
             raise ReconcileFetchError(mask_addresses(f"Data API /positions: {type(e).__name__}: {e}")) from e
-        if len(body) > self._max_body_bytes:
-            raise ReconcileFetchError(f"Data API /positions: body larger than {self._max_body_bytes} bytes")
         try:
             payload = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
@@ -140,6 +138,16 @@ class DataApiPositions:
                 f"Data API /positions: expected a JSON list of positions, received a {type(payload).__name__}"
             )
         return payload
+
+    async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
+        chunks: list[bytes] = []
+        total = 0
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            total += len(chunk)
+            if total > self._max_body_bytes:
+                raise ReconcileFetchError(f"Data API /positions: body larger than {self._max_body_bytes} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def close(self) -> None:
         """Close the HTTP session if this source opened it."""

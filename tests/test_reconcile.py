@@ -425,6 +425,22 @@ async def test_an_unusable_answer_decides_nothing_and_is_retried_next_round(
     assert not live.executor.reconcile_gate.blocks_entries
 
 
+async def test_a_large_answer_is_read_whole_and_an_oversized_one_is_refused(live: Live) -> None:
+    tokens = [str(10**70 + n) for n in range(400)]  # ~200 kB of JSON: many reads of the socket
+    live.api.set_positions(
+        live.adapter.address, *(position_record(live.adapter.address, asset=t, size=2.0) for t in tokens)
+    )
+    whole = DataApiPositions(live.api.base_url)
+    capped = DataApiPositions(live.api.base_url, max_body_bytes=10_000)
+    try:
+        assert len(await whole.fetch(live.adapter.address)) == 400
+        with pytest.raises(ReconcileFetchError, match="body larger than 10000 bytes"):
+            await capped.fetch(live.adapter.address)
+    finally:
+        await whole.close()
+        await capped.close()
+
+
 async def test_a_data_api_that_does_not_answer_is_a_fetch_error(live: Live) -> None:
     live.api.script(ScriptedResponse(body=[], delay=5.0))
     source = DataApiPositions(live.api.base_url, request_timeout=0.2)
