@@ -136,6 +136,16 @@ class ReconcileGate:
     def markets(self) -> list[str]:
         return self.mismatch.markets if self.mismatch is not None else []
 
+    def as_dict(self) -> dict[str, object]:
+        """The gate for the risk snapshot: whether entries are halted, what disagrees, and since when."""
+        mismatch = self.mismatch
+        return {
+            "blocks_entries": mismatch is not None,
+            "markets": self.markets,
+            "detail": mismatch.describe() if mismatch is not None else None,
+            "checked_at": mismatch.checked_at.isoformat() if mismatch is not None else None,
+        }
+
     def apply(self, result: ReconcileResult) -> str | None:
         """Record a confirmed result; returns "closed" / "opened" when the gate changed, else None."""
         was_closed = self.mismatch is not None

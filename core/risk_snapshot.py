@@ -184,6 +184,7 @@ _SHAPE: dict[str, type | str] = {
     "errors": dict,
     "trades": dict,
     "rss_mb": _NUMBER,
+    "reconcile": dict,
 }
 
 

@@ -434,6 +434,7 @@ class TradeExecutor:
             "trades": dict(self._trades),
             "denials": dict(self._denials),
             "rss_mb": self._rss.mb(),
+            "reconcile": self.reconcile_gate.as_dict(),  # issue 8: live mode; never blocks in paper mode
         }
 
     async def close(self) -> None:

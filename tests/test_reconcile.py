@@ -303,6 +303,9 @@ async def test_a_mismatch_halts_new_entries_with_a_critical_alert_and_exits_stil
     assert entry.decisions[-1].figures["markets"] == TITLE
     metrics = await live.executor.get_performance_metrics()
     assert metrics["denials"] == {"reconcile_mismatch": 1}
+    shown = live.executor.snapshot()["reconcile"]  # the sidecar's view: risk_state.json
+    assert shown["blocks_entries"] is True and shown["markets"] == [TITLE]
+    assert "ours 10.0000, exchange 0.0000 shares" in shown["detail"]
     exit_ = await live.executor.execute_copy(copied(Side.SELL, 10.0, 0.48))
     assert exit_.status is ExecutionStatus.EXECUTED, exit_.reason
     assert live.executor.portfolio.positions == {}
@@ -348,6 +351,12 @@ async def test_the_gate_opens_again_when_a_later_reconcile_agrees(live: Live) ->
     await reconciler.drain_alerts()
 
     assert not live.executor.reconcile_gate.blocks_entries
+    assert live.executor.snapshot()["reconcile"] == {
+        "blocks_entries": False,
+        "markets": [],
+        "detail": None,
+        "checked_at": None,
+    }
     assert live.alerts.severities() == ["critical", "info"]
     assert "new entries allowed" in live.alerts.sent[-1][1]
     entry = await live.executor.execute_copy(copied(Side.BUY, 4.0, 0.50))
