@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from config.mcp_config import load_or_exit
@@ -54,7 +55,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     from core.bot import CopyBot
     from core.circuit_breaker import CircuitBreaker
     from core.clob.factory import build_clob_client
-    from core.risk_snapshot import RiskSnapshotWriter
+    from core.risk_snapshot import RiskSnapshotWriter, set_aside_blocking_entry
     from core.sidecar_process import SidecarProcess
     from core.trade_executor import TradeExecutor
     from core.wallet.factory import build_trade_source
@@ -73,6 +74,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     )
     source = build_trade_source(settings)
     writer = RiskSnapshotWriter(settings.state_dir / "risk_state.json")
+    set_aside_blocking_entry(writer.path, datetime.now(UTC))  # issue 8: a directory there, moved aside
     bot = CopyBot(executor, source, writer)
 
     stop = asyncio.Event()

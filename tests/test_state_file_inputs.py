@@ -18,6 +18,7 @@ import pytest
 from core.breaker_rules import TradingState
 from core.integrations.mcp_breaker import BreakerState, BreakerStore
 from core.integrations.readonly import FileStatus, read_state_file
+from core.risk_snapshot import read_risk_snapshot
 from tests.circuit_breaker_support import T0, FakeClock, make_breaker
 from tests.test_main_process import run_main
 from utils.atomic import MAX_STATE_FILE_BYTES, StateFileError, describe_file_type, read_json_object, read_regular_file
@@ -150,3 +151,20 @@ def test_main_with_a_fifo_as_breaker_file_starts_halted_instead_of_hanging(tmp_p
     assert payload["state"] == "HALTED"
     assert payload["trip_kind"] == "corrupt_state"
     assert list(state.glob("circuit_breaker.json.corrupt-*"))
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(90)
+def test_main_with_a_directory_as_risk_snapshot_moves_it_aside_and_publishes(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    state.mkdir()
+    make_directory(state / "risk_state.json")
+
+    done = run_main(tmp_path, "--duration", "1", timeout=60)
+
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "was a directory, not the risk snapshot file: moved aside as risk_state.json.corrupt-" in done.stderr
+    assert read_risk_snapshot(state / "risk_state.json")["trading_mode"] == "paper"
+    [kept] = state.glob("risk_state.json.corrupt-*")
+    assert (kept / "inside.txt").exists()
+    assert "could not write the risk snapshot" not in done.stderr
