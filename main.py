@@ -74,7 +74,7 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     )
     source = build_trade_source(settings)
     writer = RiskSnapshotWriter(settings.state_dir / "risk_state.json")
-    set_aside_blocking_entry(writer.path, datetime.now(UTC))  # issue 8: a directory there, moved aside
+    await asyncio.to_thread(set_aside_blocking_entry, writer.path, datetime.now(UTC))  # issue 8: a dir there
     bot = CopyBot(executor, source, writer)
 
     stop = asyncio.Event()
