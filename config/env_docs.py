@@ -57,6 +57,15 @@ SECTIONS: dict[str, dict[str, str]] = {
         "trading_day_timezone": "IANA timezone of the trading-day boundary (daily loss resets there)",
         "trading_latency_budget_ms": "decision-to-ack latency budget (p99) that the sidecar watches",
     },
+    "Exchange reconciliation (live mode; issue 8)": {
+        "reconcile_interval_seconds": "live mode: how often our positions and collateral are compared with the "
+        "exchange's (Data API /positions, CLOB balance); also once at start",
+        "reconcile_position_tolerance": "shares; a token whose size differs from the exchange's by more than this "
+        "(seen twice, RECONCILE_CONFIRM_SECONDS apart) halts new entries until they agree again",
+        "reconcile_cash_tolerance": "USDC; a collateral difference beyond this halts new entries the same way",
+        "reconcile_confirm_seconds": "a mismatch is looked at again after this delay and halts only if still "
+        "there (the Data API lags fills by seconds)",
+    },
     "MCP servers": {
         "mcp_codebase_search_enabled": "run the codebase search server",
         "mcp_testing_enabled": "run the testing server",

@@ -57,6 +57,8 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        # issue 8: `MAX_DAILY_LOSS=inf` (or nan) is never a limit; every float setting must be finite
+        allow_inf_nan=False,
     )
 
     # --- environment -----------------------------------------------------------------------------
@@ -109,6 +111,12 @@ class Settings(BaseSettings):
     circuit_breaker_cooldown_seconds: float = Field(default=3600.0, gt=0)
     trading_day_timezone: str = "UTC"
     trading_latency_budget_ms: float = Field(default=100.0, gt=0)
+
+    # --- issue 8 (i8guard): live mode reconciles our books with the exchange -------------------
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    reconcile_position_tolerance: float = Field(default=1.0, ge=0)
+    reconcile_cash_tolerance: float = Field(default=5.0, ge=0)
+    reconcile_confirm_seconds: float = Field(default=10.0, ge=0)
 
     # --- MCP servers (reference 000 §Configuration) ---------------------------------------------
     mcp_codebase_search_enabled: bool = True
@@ -307,6 +315,12 @@ def cross_field_problems(settings: Settings) -> list[str]:
     if settings.min_order_size > settings.max_order_size:
         problems.append(
             f"MIN_ORDER_SIZE ({settings.min_order_size}) must not exceed MAX_ORDER_SIZE ({settings.max_order_size})"
+        )
+    # issue 8: two servers cannot share one port (0 = any free port, so two zeros are fine)
+    if settings.dashboard_port == settings.metrics_port and settings.dashboard_port != 0:
+        problems.append(
+            f"DASHBOARD_PORT ({settings.dashboard_port}) and METRICS_PORT ({settings.metrics_port}) must differ: "
+            "the dashboard and /metrics are two servers"
         )
     if settings.trading_mode is TradingMode.LIVE and settings.private_key is None:
         problems.append("TRADING_MODE=live needs PRIVATE_KEY (the wallet's key for signing orders)")

@@ -56,6 +56,7 @@ from core.pre_trade_checks import (
     check_open_positions,
     check_order_rate,
     check_position_limit,
+    check_reconcile,
     check_slippage,
     check_stop_loss,
     check_total_exposure,
@@ -63,6 +64,7 @@ from core.pre_trade_checks import (
     plan_copy_order,
     walk_book_by_size,
 )
+from core.reconcile import ReconcileGate
 from core.risk_snapshot import SCHEMA_VERSION
 from core.wallet.base import WalletTrade
 from utils.secrets import mask_addresses, mask_wallet
@@ -120,6 +122,8 @@ class TradeExecutor:
         self.clob: ClobClient = clob_client if clob_client is not None else _default_clob(self.settings)
         self.breaker = circuit_breaker if circuit_breaker is not None else _default_breaker(self.settings)
         self.portfolio = Portfolio()
+        # issue 8: closed by core.reconciler (live mode) while our books and the exchange's disagree
+        self.reconcile_gate = ReconcileGate()
         self.latency = LatencyRecorder(latency_buffer_size, budget_ms=self.settings.trading_latency_budget_ms)
         self._clock = clock
         self._timer_ns = timer_ns
@@ -198,6 +202,9 @@ class TradeExecutor:
         else:
             gate = check_holding(held)
         if not self._passes(decisions, gate):
+            return self._denied(token_id, side, decisions)
+        if is_entry and self.reconcile_gate.blocks_entries:
+            self._passes(decisions, check_reconcile(True, self.reconcile_gate.markets))
             return self._denied(token_id, side, decisions)
         if self._seed_paper_books:
             self._seed_book(token_id, trade.price)
@@ -603,6 +610,7 @@ class TradeExecutor:
             "denials": dict(self._denials),
             "realized_pnl": self.portfolio.realized_pnl,  # issue 9: the performance report's P&L
             "rss_mb": self._rss.mb(),
+            "reconcile": self.reconcile_gate.as_dict(),  # issue 8: live mode; never blocks in paper mode
         }
 
     async def close(self) -> None:

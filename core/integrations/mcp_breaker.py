@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from utils.atomic import atomic_write_json
+from utils.atomic import StateFileError, atomic_write_json, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -293,11 +293,12 @@ class BreakerStore:
     def load(self) -> tuple[BreakerRecord, str | None]:
         """The stored record and, when the file was unusable, the problem (the breaker is then open)."""
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+            # issue 8: never a hang on a FIFO, never an unbounded read; a non-regular or huge file is moved aside
+            raw = read_regular_file(self.path)
+        except StateFileError as e:
+            return self._quarantine(str(e), move=True)
+        if raw is None:
             return BreakerRecord(), None
-        except OSError as e:
-            return self._quarantine(f"cannot read {self.path}: {e.strerror or e}", move=False)
         try:
             return record_from_json(json.loads(raw.decode("utf-8"))), None
         except (UnicodeDecodeError, json.JSONDecodeError) as e:
