@@ -57,6 +57,15 @@ SECTIONS: dict[str, dict[str, str]] = {
         "trading_day_timezone": "IANA timezone of the trading-day boundary (daily loss resets there)",
         "trading_latency_budget_ms": "decision-to-ack latency budget (p99) that the sidecar watches",
     },
+    "Exchange reconciliation (live mode; issue 8)": {
+        "reconcile_interval_seconds": "live mode: how often our positions and collateral are compared with the "
+        "exchange's (Data API /positions, CLOB balance); also once at start",
+        "reconcile_position_tolerance": "shares; a token whose size differs from the exchange's by more than this "
+        "(seen twice, RECONCILE_CONFIRM_SECONDS apart) halts new entries until they agree again",
+        "reconcile_cash_tolerance": "USDC; a collateral difference beyond this halts new entries the same way",
+        "reconcile_confirm_seconds": "a mismatch is looked at again after this delay and halts only if still "
+        "there (the Data API lags fills by seconds)",
+    },
     "MCP servers": {
         "mcp_codebase_search_enabled": "run the codebase search server",
         "mcp_testing_enabled": "run the testing server",
@@ -97,6 +106,13 @@ SECTIONS: dict[str, dict[str, str]] = {
         "metrics_port": "Prometheus /metrics",
         "daily_loss_warning_percent": "daily loss / max daily loss that marks the breaker degraded",
         "daily_loss_critical_percent": "daily loss / max daily loss that marks the breaker critical",
+        # issue 10 (i10http): HTTP hardening of both ports, regex-search concurrency
+        "dashboard_allowed_hosts": "comma-separated extra Host names both HTTP ports answer (loopback names and "
+        "DASHBOARD_HOST always are); any other Host gets 421",
+        "http_header_timeout_seconds": "a connection must send a whole request head within this (else it is closed)",
+        "http_body_timeout_seconds": "a request body must arrive in full within this (else 408, connection closed)",
+        "http_max_connections_per_client": "open connections per client IP on each HTTP port; more get 503",
+        "mcp_search_max_concurrent_per_client": "search_code calls one MCP client may run at once; more get an error",
     },
     "Alerts": {
         "telegram_bot_token": "secret: Telegram bot token (empty: alerts go to the log)",
@@ -110,5 +126,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         "alert_cooldown_minutes": "a key is not re-alerted within this",
         "duplicate_alert_window_minutes": "the same alert (fingerprint) is not re-sent within this",
         "alertmanager_url": "optional Alertmanager base URL; alerts are also posted to its v2 API",
+        "performance_report_time": "daily 📊 PERFORMANCE REPORT at this UTC time, HH:MM (off: no daily report)",
+        "heartbeat_url": "secret: optional dead man's switch URL, pinged (GET) every HEARTBEAT_INTERVAL_SECONDS",
+        "heartbeat_interval_seconds": "seconds between heartbeat pings (HEARTBEAT_URL)",
     },
 }

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from config.settings import PROBLEM_SEPARATOR, Settings, load_settings
+from config.folders import folder_problems, writable_folders
+from config.settings import PROBLEM_SEPARATOR, Settings, cross_field_problems, env_files_for, load_settings
 
 EXIT_BAD_CONFIG = 2
 
@@ -28,41 +30,75 @@ def _describe(error: dict[str, Any]) -> list[str]:
     if not location:
         # a rule across fields: its message already names the variables and their values
         return message.split(PROBLEM_SEPARATOR)
-    return [f"{location.upper()}: {message} (received {error.get('input')!r})"]
+    received = error.get("input")
+    if _is_secret(location):
+        # a secret that fails validation is still a secret: say how long it was, never what it was
+        size = len(received) if isinstance(received, str) else 0
+        return [f"{location.upper()}: {message} (received a value of {size} characters, not shown)"]
+    return [f"{location.upper()}: {message} (received {received!r})"]
 
 
-def validate_monitoring_config(root: Path | None = None, **overrides: Any) -> Settings:
-    """Load and validate the settings; raise ConfigurationError listing every bad field."""
+def _is_secret(field_name: str) -> bool:
+    field = Settings.model_fields.get(field_name)
+    return field is not None and "SecretStr" in str(field.annotation)
+
+
+def validate_monitoring_config(root: Path | None = None, *, check_folders: bool = False, **overrides: Any) -> Settings:
+    """Load and validate the settings; raise ConfigurationError listing every bad field.
+
+    `check_folders=True` (the bot's start) also checks that STATE_DIR and LOG_DIR can be written, with a
+    real write; the folders are created only when every other setting is valid.
+    """
     try:
-        return load_settings(root, **overrides)
+        settings = load_settings(root, **overrides)
     except ValidationError as e:
         problems = [line for err in e.errors(include_url=False) for line in _describe(err)]
         bad_fields = {str(err["loc"][0]) for err in e.errors() if err.get("loc")}
-        problems.extend(_cross_field_problems_without(bad_fields, root, overrides))
+        partial = _fields_only(bad_fields, root, overrides)
+        if bad_fields and partial is not None:
+            # rules across fields only run once every field parses: run them on the partial settings too
+            problems.extend(cross_field_problems(partial))
+        if check_folders and partial is not None:
+            folders = {
+                variable: path
+                for variable, path in writable_folders(partial).items()
+                if variable.lower() not in bad_fields
+            }
+            problems.extend(folder_problems(folders, create=False))
         raise ConfigurationError(problems) from e
+    if check_folders:
+        problems = folder_problems(writable_folders(settings), create=True)
+        if problems:
+            raise ConfigurationError(problems)
+    return settings
 
 
-def _cross_field_problems_without(bad_fields: set[str], root: Path | None, overrides: dict[str, Any]) -> list[str]:
-    """Rules across fields only run once every field parses: run them again with the bad fields at their
-    defaults, so that one report lists everything that is wrong."""
-    if not bad_fields:
-        return []
+class _FieldsOnly(Settings):
+    """Settings without the rules across fields, so that it loads whenever each field parses."""
+
+    def _consistent(self) -> _FieldsOnly:
+        return self
+
+
+def _fields_only(bad_fields: set[str], root: Path | None, overrides: dict[str, Any]) -> Settings | None:
+    """The settings with every bad field at its default, so one report can list everything that is wrong
+    (None if even that does not load: the field errors are then the whole report)."""
     defaults = {
         name: Settings.model_fields[name].get_default(call_default_factory=True)
         for name in bad_fields
         if name in Settings.model_fields
     }
+    env_files = env_files_for(os.environ.get("ENVIRONMENT"), root)
     try:
-        load_settings(root, **{**overrides, **defaults})
-    except ValidationError as e:
-        return [line for err in e.errors(include_url=False) if not err.get("loc") for line in _describe(err)]
-    return []
+        return _FieldsOnly(_env_file=env_files, **{**overrides, **defaults})  # type: ignore[call-arg]
+    except ValidationError:
+        return None
 
 
-def load_or_exit(root: Path | None = None) -> Settings:
+def load_or_exit(root: Path | None = None, *, check_folders: bool = False) -> Settings:
     """For the CLIs: valid settings, or the problem list on stderr and exit code 2."""
     try:
-        return validate_monitoring_config(root)
+        return validate_monitoring_config(root, check_folders=check_folders)
     except ConfigurationError as e:
         print(str(e), file=sys.stderr)
         raise SystemExit(EXIT_BAD_CONFIG) from e

@@ -8,6 +8,7 @@ a Settings object never shows them.
 from __future__ import annotations
 
 import os
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -43,6 +44,7 @@ def _split_csv(value: Any) -> Any:
 
 
 CsvList = Annotated[list[str], NoDecode]
+_HOST_NAME_BAD = re.compile(r"[/\\\s@?#]")
 CsvIntList = Annotated[list[int], NoDecode]
 
 
@@ -55,6 +57,8 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         validate_default=True,
+        # issue 8: `MAX_DAILY_LOSS=inf` (or nan) is never a limit; every float setting must be finite
+        allow_inf_nan=False,
     )
 
     # --- environment -----------------------------------------------------------------------------
@@ -108,6 +112,12 @@ class Settings(BaseSettings):
     trading_day_timezone: str = "UTC"
     trading_latency_budget_ms: float = Field(default=100.0, gt=0)
 
+    # --- issue 8 (i8guard): live mode reconciles our books with the exchange -------------------
+    reconcile_interval_seconds: float = Field(default=60.0, gt=0)
+    reconcile_position_tolerance: float = Field(default=1.0, ge=0)
+    reconcile_cash_tolerance: float = Field(default=5.0, ge=0)
+    reconcile_confirm_seconds: float = Field(default=10.0, ge=0)
+
     # --- MCP servers (reference 000 §Configuration) ---------------------------------------------
     mcp_codebase_search_enabled: bool = True
     mcp_testing_enabled: bool = True
@@ -149,6 +159,14 @@ class Settings(BaseSettings):
     daily_loss_warning_percent: float = Field(default=0.12, gt=0, le=1)
     daily_loss_critical_percent: float = Field(default=0.15, gt=0, le=1)
 
+    # --- issue 10 (i10http): HTTP hardening of both ports, regex-search concurrency -----------------
+    # extra Host names the dashboard/MCP and metrics ports answer, besides loopback and DASHBOARD_HOST
+    dashboard_allowed_hosts: CsvList = Field(default_factory=list)
+    http_header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    http_body_timeout_seconds: float = Field(default=10.0, gt=0, le=3600)
+    http_max_connections_per_client: int = Field(default=32, ge=1, le=100_000)
+    mcp_search_max_concurrent_per_client: int = Field(default=2, ge=1, le=64)
+
     # --- alerts ----------------------------------------------------------------------------------
     telegram_bot_token: SecretStr | None = None
     telegram_chat_id: str | None = None
@@ -162,8 +180,18 @@ class Settings(BaseSettings):
     duplicate_alert_window_minutes: float = Field(default=10.0, ge=0)
     alertmanager_url: str | None = None
 
+    # --- issue 9, alert rules / performance report / dead man's switch (i9alerts) ------------------
+    performance_report_time: str = "08:00"
+    heartbeat_url: SecretStr | None = None
+    heartbeat_interval_seconds: float = Field(default=60.0, gt=0)
+
     @field_validator(
-        "target_wallets", "paper_error_kinds", "mcp_testing_paths", "mcp_testing_source_packages", mode="before"
+        "target_wallets",
+        "paper_error_kinds",
+        "mcp_testing_paths",
+        "mcp_testing_source_packages",
+        "dashboard_allowed_hosts",
+        mode="before",
     )
     @classmethod
     def _csv(cls, value: Any) -> Any:
@@ -186,12 +214,25 @@ class Settings(BaseSettings):
         "alertmanager_url",
         "clob_funder_address",
         "mcp_testing_python",
+        "heartbeat_url",
         mode="before",
     )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         # `TELEGRAM_BOT_TOKEN=` in a .env file means "not set", not "the empty token".
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dashboard_allowed_hosts")
+    @classmethod
+    def _host_names(cls, value: list[str]) -> list[str]:
+        # compared with the Host header's name: a scheme, path or space can never match, so say so now
+        bad = [item for item in value if _HOST_NAME_BAD.search(item)]
+        if bad:
+            raise ValueError(
+                "expected host names such as dash.example.com, 10.0.0.5 or [fd00::5] (no scheme, path or space); "
+                f"fix {', '.join(repr(item[:80]) for item in bad)}"
+            )
+        return [item.lower() for item in value]
 
     @field_validator("trading_day_timezone")
     @classmethod
@@ -212,6 +253,27 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"expected kinds among {sorted(allowed)}, unknown: {unknown}")
         return value
+
+    @field_validator("performance_report_time")
+    @classmethod
+    def _report_time(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text in {"", "off", "none", "disabled"}:
+            return "off"
+        match = re.fullmatch(r"([01]?\d|2[0-3]):([0-5]\d)", text)
+        if match is None:
+            raise ValueError(f"expected HH:MM in UTC (e.g. 08:00) or 'off', received {value!r}")
+        return f"{int(match.group(1)):02d}:{match.group(2)}"
+
+    @field_validator("heartbeat_url")
+    @classmethod
+    def _heartbeat_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        url = value.get_secret_value().strip()
+        if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+            raise ValueError("expected an http(s):// URL such as https://hc-ping.example/<uuid>")
+        return SecretStr(url)
 
     @field_validator("log_level")
     @classmethod
@@ -253,6 +315,12 @@ def cross_field_problems(settings: Settings) -> list[str]:
     if settings.min_order_size > settings.max_order_size:
         problems.append(
             f"MIN_ORDER_SIZE ({settings.min_order_size}) must not exceed MAX_ORDER_SIZE ({settings.max_order_size})"
+        )
+    # issue 8: two servers cannot share one port (0 = any free port, so two zeros are fine)
+    if settings.dashboard_port == settings.metrics_port and settings.dashboard_port != 0:
+        problems.append(
+            f"DASHBOARD_PORT ({settings.dashboard_port}) and METRICS_PORT ({settings.metrics_port}) must differ: "
+            "the dashboard and /metrics are two servers"
         )
     if settings.trading_mode is TradingMode.LIVE and settings.private_key is None:
         problems.append("TRADING_MODE=live needs PRIVATE_KEY (the wallet's key for signing orders)")

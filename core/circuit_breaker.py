@@ -114,6 +114,9 @@ class CircuitBreaker:
         now = self._now(None)
         self._record = self._load(now)
         self._refresh(now)
+        # --- issue 8 (ledger): a restored figure is re-checked, and a restart can never erase the day's loss
+        self._rebase_on_first_equity = self._record.last_equity is not None
+        self._recheck_restored(now)
         error = self._write_pending(now)
         if error is not None:
             raise BreakerPersistenceError(
@@ -166,6 +169,9 @@ class CircuitBreaker:
         record = self._record
         if record.day_start_equity is None:
             record.day_start_equity = equity
+        elif self._rebase_on_first_equity:
+            record.day_start_equity = restart_day_start(record.day_start_equity, record.last_equity, equity)
+        self._rebase_on_first_equity = False
         record.last_equity = equity
         return daily_loss_trip(
             record.day_start_equity,
@@ -341,6 +347,40 @@ class CircuitBreaker:
         logger.info("circuit breaker restored from %s: %s", self.state_file, record.state)
         return record
 
+    def _recheck_restored(self, now: datetime) -> None:
+        # a file that says ACTIVE is not believed blindly: its own figures must be within the limits
+        record = self._record
+        if record.trip is not None or record.day_start_equity is None or record.last_equity is None:
+            return
+        decision = evaluate_daily_loss(record.day_start_equity, record.last_equity, self.max_daily_loss)
+        if not decision.trips:
+            return
+        reason = (
+            f"the restored state file {self.state_file.name} said ACTIVE, but its daily loss {decision.loss:.2f} "
+            f"(equity {record.day_start_equity:.2f} at the start of {record.trading_day} → {record.last_equity:.2f}) "
+            f"is at or over MAX_DAILY_LOSS {self.max_daily_loss:.2f}; new entries halted until the next trading "
+            "day or a manual reset"
+        )
+        figures = {
+            "daily_loss": decision.loss,
+            "max_daily_loss": self.max_daily_loss,
+            "day_start_equity": record.day_start_equity,
+            "equity": record.last_equity,
+            "realized_pnl_today": record.realized_pnl_today,
+            "restored": True,
+        }
+        self._trip(TripDecision(TripKind.DAILY_LOSS, reason, figures), now)
+
+    def halt_for_corrupt_ledger(self, problem: str, kept_as: Path) -> None:
+        """Halt (manual reset only) because the trade ledger was unusable and has been kept aside."""
+        moment = self._now(None)
+        reason = (
+            f"the trade ledger is unusable: {problem}. The bad file is kept as {kept_as.name}; positions and the "
+            "day's P&L could not be restored. Check it, then run `python main.py --reset-circuit-breaker`"
+        )
+        self._trip(TripDecision(TripKind.CORRUPT_STATE, reason, {"problem": problem, "kept_as": str(kept_as)}), moment)
+        self._write_pending(moment)
+
     def _refresh(self, now: datetime) -> None:
         """Start a new trading day and end an expired halt; a clock that goes back never undoes a day."""
         record = self._record
@@ -424,6 +464,18 @@ class CircuitBreaker:
 
     def _notify(self, severity: str, message: str) -> None:
         self._alerts.notify(severity, message)
+
+
+def restart_day_start(day_start_equity: float, last_equity: float | None, equity: float) -> float:
+    """The day's start equity after a restart's first equity figure: a jump up is not profit.
+
+    Across a restart the account can look richer than it was (a paper account that was not restored, a
+    deposit): that gap is added to the day's start so it cannot erase the day's loss; a jump down is
+    left to count as loss.
+    """
+    if last_equity is None or equity <= last_equity:
+        return day_start_equity
+    return day_start_equity + (equity - last_equity)
 
 
 def reset_from_cli(settings: Settings) -> str:

@@ -43,6 +43,7 @@ class DenyReason(StrEnum):
     MAX_SLIPPAGE = "max_slippage"
     MAX_ORDERS_PER_MINUTE = "max_orders_per_minute"
     STOP_LOSS = "stop_loss"
+    RECONCILE_MISMATCH = "reconcile_mismatch"  # issue 8: our books and the exchange's disagree (live mode)
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +217,16 @@ def check_breaker(is_entry: bool, allows_new_entries: bool, state: str) -> Decis
     if allows_new_entries or not is_entry:
         return _allow("circuit_breaker", None, state=state, is_entry=is_entry)
     return _deny("circuit_breaker", None, DenyReason.BREAKER_HALTED, state=state, is_entry=is_entry)
+
+
+def check_reconcile(is_entry: bool, mismatched_markets: Sequence[str] | None) -> Decision:
+    """While our books and the exchange's disagree (a confirmed reconcile mismatch), new entries are denied;
+    exits always pass. `mismatched_markets` is None when the books agree."""
+    if mismatched_markets is None or not is_entry:
+        return _allow("reconcile", None, is_entry=is_entry)
+    return _deny(
+        "reconcile", None, DenyReason.RECONCILE_MISMATCH, is_entry=is_entry, markets=", ".join(mismatched_markets)
+    )
 
 
 def check_holding(held: float) -> Decision:

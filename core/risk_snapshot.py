@@ -14,6 +14,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from datetime import datetime
 from numbers import Real
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,23 @@ Writer = Callable[[Path, Any], None]
 def risk_snapshot_path(state_dir: Path | str) -> Path:
     """Where the bot publishes its snapshot: `<STATE_DIR>/risk_state.json`."""
     return Path(state_dir) / RISK_SNAPSHOT_FILE
+
+
+def set_aside_blocking_entry(path: Path, now: datetime) -> Path | None:
+    """Issue 8: a directory at the snapshot's path would make every write fail (`os.replace` cannot replace
+    one) and leave the sidecar blind. Move it aside as `<name>.corrupt-<UTC timestamp>` and say so; anything
+    else there (a file, a FIFO, a link) is simply replaced by the first atomic write. Returns where it went."""
+    if not path.is_dir() or path.is_symlink():
+        return None
+    from core.breaker_io import quarantine  # the one naming rule for entries kept aside
+
+    kept = quarantine(path, now)
+    log.critical(
+        "%s was a directory, not the risk snapshot file: moved aside as %s so that the snapshot can be written",
+        path,
+        kept.name,
+    )
+    return kept
 
 
 def should_publish(
@@ -184,6 +202,7 @@ _SHAPE: dict[str, type | str] = {
     "errors": dict,
     "trades": dict,
     "rss_mb": _NUMBER,
+    "reconcile": dict,
 }
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from config.settings import Settings, get_settings
+from mcp.protocol.clip import clip
 from mcp.search.cache import ScanCache
 from mcp.search.matcher import validate_names
 from mcp.search.report import ScanReport, format_text
@@ -247,22 +248,37 @@ class CodebaseSearchServer:
         self, pattern: str, regex: bool = False, glob: str | None = None, max_results: int = 100
     ) -> dict[str, Any]:
         """Search the tree's files for a literal (default) or a regex; glob filters paths (relative to the root)."""
-        files = self._report.walked_files if self._report is not None else None
         try:
-            return await asyncio.to_thread(self._search_blocking, files, pattern, bool(regex), glob, max_results)
+            return await asyncio.to_thread(self._search_blocking, pattern, bool(regex), glob, max_results)
         except SearchError as e:
-            return {"status": "error", "error": str(e), "pattern": pattern}
+            return {"status": "error", "error": str(e), "pattern": clip(pattern)}
         except OSError as e:
-            return {"status": "error", "error": f"cannot search {self.root}: {e.strerror or e}", "pattern": pattern}
+            return {
+                "status": "error",
+                "error": f"cannot search {self.root}: {e.strerror or e}",
+                "pattern": clip(pattern),
+            }
 
-    def _search_blocking(
-        self, files: Sequence[str] | None, pattern: str, is_regex: bool, glob: str | None, max_results: int
-    ) -> dict[str, Any]:
-        if files is None:  # no scan yet: list the files now
-            walk = walk_tree(
-                self.root, respect_gitignore=self.options.respect_gitignore, extra_ignores=self.options.extra_ignores
-            )
-            files = [entry.rel for entry in walk.files]
+    def searchable_files(self) -> list[str]:
+        """The files a search reads now: a stat walk (no file is opened), so a file added since the last scan is
+        searched too and a deleted one is not. .gitignore and the size limit apply here; binaries are skipped when
+        read."""
+        walk = walk_tree(
+            self.root, respect_gitignore=self.options.respect_gitignore, extra_ignores=self.options.extra_ignores
+        )
+        limit = self.options.max_file_bytes
+        files = []
+        for entry in walk.files:
+            try:
+                if entry.entry.stat(follow_symlinks=False).st_size > limit:
+                    continue
+            except OSError:
+                continue  # gone since the listing: nothing to search
+            files.append(entry.rel)
+        return files
+
+    def _search_blocking(self, pattern: str, is_regex: bool, glob: str | None, max_results: int) -> dict[str, Any]:
+        files = self.searchable_files()
         return search_files(
             str(self.root.resolve()),
             files,

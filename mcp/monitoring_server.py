@@ -29,6 +29,7 @@ from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, ResetBreaker
 from mcp.dashboard.serve import integrator_reset, start_dashboard
 from mcp.monitoring.gate import GateStatusSource, IntegratorGateStatus
 from mcp.monitoring.http import ServeError, metrics_app, start_site
+from mcp.monitoring.http_guard import HttpGuard
 from mcp.monitoring.metrics import MonitoringMetrics
 from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS
 from mcp.monitoring.service import AlertStatsSource, MonitoringService, alert_totals_from_manager
@@ -100,6 +101,7 @@ class MonitoringServer:
         self.settings = settings if settings is not None else get_settings()
         self.metrics = MonitoringMetrics(registry)
         self._report_to = report
+        self._alert_stats = alert_totals_from_manager if alert_stats is None else alert_stats
         self.service = MonitoringService.from_settings(
             self.settings,
             psutil_like=psutil_like,
@@ -114,7 +116,7 @@ class MonitoringServer:
             sleep=sleep,
             metrics=self.metrics,
             gate_status=IntegratorGateStatus(self.settings) if gate_status is None else gate_status,
-            alert_stats=alert_totals_from_manager if alert_stats is None else alert_stats,
+            alert_stats=self._alert_stats,
             on_round=self._after_round,
         )
         self.serve_metrics = self.settings.metrics_enabled if serve_metrics is None else serve_metrics
@@ -164,6 +166,7 @@ class MonitoringServer:
                         self.metrics_port,
                         setting="METRICS_PORT",
                         what="Prometheus metrics",
+                        guard=HttpGuard.from_settings(self.settings),
                     )
                 )
             await self.service.run(ready)
@@ -227,6 +230,20 @@ class MonitoringServer:
     def history(self) -> dict[str, list[list[float]]]:
         """Recent points for charts: trade latency p50/p99, sidecar CPU and RSS, coverage."""
         return self.service.history()
+
+    async def performance_report(self) -> dict[str, Any]:
+        """The 📊 PERFORMANCE REPORT now: trades copied and denied by reason, P&L, breaker trips, decision → ack
+        p50/p99, the sidecar's CPU and RSS, coverage, alerts sent and suppressed (issue 9)."""
+        from mcp.monitoring.report import collect_report
+
+        suppressed = None
+        try:
+            totals = self._alert_stats()
+            suppressed = int(totals.suppressed) if totals is not None else None
+        except Exception:
+            logger.exception("cannot read the alert manager's suppressed count; the report says unknown")
+        text = await collect_report(self.settings, self.service.health_report(), suppressed=suppressed)
+        return {"status": "ok", "text": text}
 
     def tools(self) -> Sequence[Callable[..., Any]]:
         """The MCP tools of this server."""

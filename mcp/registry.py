@@ -140,9 +140,30 @@ def _telegram_commands(settings: Settings, servers: Sequence[Server]) -> Server 
     return build_telegram_commands(settings, servers)
 
 
+# --- issue 9 (i9alerts): alert rules + daily report, and the dead man's switch heartbeat ---------------
+def _alert_rules(settings: Settings, servers: Sequence[Server]) -> Server | None:
+    monitoring = _named(servers, "monitoring")
+    if monitoring is None:
+        logger.info("alert rules are off: the monitoring server does not run in this sidecar")
+        return None
+    from mcp.alert_rules_server import AlertRulesServer
+
+    return AlertRulesServer(settings, monitoring)
+
+
+def _heartbeat(settings: Settings, servers: Sequence[Server]) -> Server | None:
+    if settings.heartbeat_url is None:
+        return None  # optional: HEARTBEAT_URL unset means no external dead man's switch
+    from mcp.heartbeat import HeartbeatServer
+
+    return HeartbeatServer.from_settings(settings)
+
+
 SERVICES: dict[str, ServiceFactory] = {
     "risk_integrator": _risk_integrator,
     "telegram_commands": _telegram_commands,
+    "alert_rules": _alert_rules,
+    "heartbeat": _heartbeat,
 }
 
 

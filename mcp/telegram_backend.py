@@ -169,12 +169,15 @@ class SidecarCommandBackend:
         integrator: Any = None,
         integrator_factory: Callable[[], Any] = _process_integrator,
         alert_manager: Callable[[], AlertMuter] = _process_alert_manager,
+        trading: Any = None,
     ) -> None:
         self.monitoring = monitoring
         self.testing = testing
         self.integrator = integrator
         self._integrator_factory = integrator_factory
         self._alert_manager = alert_manager
+        # the trading view (mcp.trading.source.TradingSource): /pnl /positions /trades /daily
+        self.trading = trading
         self.supervisor: SupervisorView | None = None
 
     def attach_supervisor(self, supervisor: SupervisorView) -> None:
@@ -236,6 +239,43 @@ class SidecarCommandBackend:
             "manual_resets": after.get("manual_resets"),
         }
 
+    async def report(self) -> Reply:
+        """The 📊 PERFORMANCE REPORT of the monitoring server, now."""
+        if self.monitoring is None:
+            return "the monitoring server does not run in this sidecar (MCP_MONITORING_ENABLED=false)"
+        answer = await self.monitoring.performance_report()
+        return str(answer.get("text") or answer)
+
+    # --- trading view (issue 11): the same figures as the dashboard's /api/trading ---
+    def _trading(self) -> Any:
+        if self.trading is None:
+            raise RuntimeError("no trading view in this sidecar: the ledger reader is not configured")
+        return self.trading
+
+    async def pnl(self) -> Reply:
+        """Today's P&L against the daily-loss limit."""
+        from mcp.trading.text import pnl_text
+
+        return pnl_text(await self._trading().view())
+
+    async def positions(self) -> Reply:
+        """What the bot holds."""
+        from mcp.trading.text import positions_text
+
+        return positions_text(await self._trading().view())
+
+    async def trades(self, count: int) -> Reply:
+        """The `count` newest followed trades."""
+        from mcp.trading.text import trades_text
+
+        return trades_text(await self._trading().view(trades=count))
+
+    async def daily(self, days: int) -> Reply:
+        """P&L per trading day."""
+        from mcp.trading.text import daily_text
+
+        return daily_text(await self._trading().daily(days))
+
 
 class TelegramCommandsServer:
     """The commands' long polling as a supervised sidecar server; no MCP tools."""
@@ -273,7 +313,13 @@ def build_telegram_commands(settings: Settings, servers: Sequence[Server], **kw:
     """The commands server over the sidecar's `servers`; None when the settings leave commands off
     (TelegramCommands.from_settings logs why). `kw` go to TelegramCommands (timeouts)."""
     by_name = {server.name: server for server in servers}
-    backend = SidecarCommandBackend(monitoring=by_name.get("monitoring"), testing=by_name.get("testing"))
+    from mcp.trading.source import TradingSource
+
+    backend = SidecarCommandBackend(
+        monitoring=by_name.get("monitoring"),
+        testing=by_name.get("testing"),
+        trading=TradingSource.from_settings(settings),
+    )
     commands = TelegramCommands.from_settings(settings, backend, **kw)
     if commands is None:
         return None

@@ -168,7 +168,7 @@ def test_a_directory_in_place_of_the_file_is_unreadable_and_halts(state_file: Pa
 
     state = breaker.get_state()
     assert state["trip_kind"] == "corrupt_state"
-    assert "cannot read" in state["trip_reason"]
+    assert "is a directory, expected a regular file" in state["trip_reason"]
     kept = state_file.with_name(f"{state_file.name}.corrupt-{STAMP}")
     assert (kept / "inside.txt").read_text() == "kept\n"
     assert state_file.is_file()

@@ -140,9 +140,9 @@ def test_an_unusable_state_dir_refuses_to_trade(tmp_path: Path) -> None:
     blocker = tmp_path / "not-a-dir"
     blocker.write_text("a file where the state folder should be")
     done = run_main(tmp_path, "--duration", "1", STATE_DIR=str(blocker))
-    assert done.returncode == 1
+    assert done.returncode == 2  # issue 8: checked with the other settings, before anything starts
     assert "not-a-dir" in done.stderr
-    assert "refusing to trade without a working breaker state file" in done.stderr
+    assert "STATE_DIR" in done.stderr and "expected a folder the bot can write" in done.stderr
     assert "Traceback" not in done.stderr
 
 

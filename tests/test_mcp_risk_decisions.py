@@ -247,7 +247,7 @@ class TestBreakerStore:
         path.mkdir()
         record, problem = BreakerStore(path, lambda: T0).load()
         assert record.state is BreakerState.OPEN
-        assert problem is not None and "cannot read" in problem
+        assert problem is not None and "is a directory, expected a regular file" in problem
 
 
 # --- market hours and the gate ------------------------------------------------------------------------

@@ -296,7 +296,7 @@ class TestSnapshotBackedViews:
         path.mkdir()
         state = SnapshotBackedBreakerView(path).get_state()
         assert state["view"]["status"] == "corrupt"
-        assert "cannot read" in state["view"]["reason"]
+        assert "is a directory, expected a regular file" in state["view"]["reason"]
 
     def test_stale_snapshot_keeps_its_figures_and_says_stale(self, tmp_path: Path) -> None:
         path = tmp_path / "risk_state.json"

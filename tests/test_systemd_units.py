@@ -176,6 +176,8 @@ def test_bot_unit_runs_the_bot_without_its_own_sidecar(shipped: dict[str, dict[s
     assert one(unit, "Service", "Type") == "simple"
     assert one(unit, "Service", "ExecStart").endswith("/.venv/bin/python main.py")
     assert one(unit, "Service", "Restart") == "on-failure"
+    # invalid settings (2) and a STATE_DIR held by another bot (3) are not fixed by restarting
+    assert one(unit, "Service", "RestartPreventExitStatus").split() == ["2", "3"]
     assert one(unit, "Service", "KillSignal") == "SIGTERM"
     assert seconds(one(unit, "Service", "TimeoutStopSec")) == 30
     assert "MCP_INTEGRATION_ENABLED=false" in values(unit, "Service", "Environment")

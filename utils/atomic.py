@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -58,18 +59,70 @@ class StateFileError(Exception):
     """A state file exists but cannot be used; the caller decides how to fail safe (usually: halt)."""
 
 
-def read_json_object(path: Path | str) -> dict[str, Any] | None:
-    """The JSON object stored at `path`, None if the file does not exist.
+# A state file is a few kilobytes; anything near this cap is not one of ours (issue 8: never read it whole).
+MAX_STATE_FILE_BYTES = 1024 * 1024
 
-    Raises StateFileError when the file is unreadable, not JSON, or not a JSON object.
+
+def describe_file_type(mode: int) -> str | None:
+    """None for a regular file, else what stands there instead ("a FIFO (named pipe)", "a directory", …)."""
+    if stat.S_ISREG(mode):
+        return None
+    kinds = (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def read_regular_file(path: Path | str, max_bytes: int = MAX_STATE_FILE_BYTES) -> bytes | None:
+    """The bytes of the regular file at `path` (at most `max_bytes`), None if nothing is there.
+
+    Never hangs and never reads without bound: the file is opened with O_NONBLOCK (a FIFO with no writer
+    would otherwise block the open forever), checked with fstat to be a regular file no larger than
+    `max_bytes`, and read at most `max_bytes + 1` bytes (a file growing while read is caught too).
+    Raises StateFileError saying what stands there and what was expected.
     """
     target = Path(path)
     try:
-        raw = target.read_bytes()
+        fd = os.open(target, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
     except OSError as e:
         raise StateFileError(f"cannot read {target}: {e.strerror or e}") from e
+    try:
+        info = os.fstat(fd)
+        kind = describe_file_type(info.st_mode)
+        if kind is not None:
+            raise StateFileError(f"{target} is {kind}, expected a regular file")
+        if info.st_size > max_bytes:
+            raise StateFileError(f"{target} is {info.st_size} bytes, expected at most {max_bytes} for a state file")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= max_bytes and (chunk := os.read(fd, max_bytes + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+    except OSError as e:
+        raise StateFileError(f"cannot read {target}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
+    if total > max_bytes:
+        raise StateFileError(f"{target} grew beyond {max_bytes} bytes while read, expected at most that")
+    return b"".join(chunks)
+
+
+def read_json_object(path: Path | str, max_bytes: int = MAX_STATE_FILE_BYTES) -> dict[str, Any] | None:
+    """The JSON object stored at `path`, None if the file does not exist.
+
+    Raises StateFileError when the file is not a regular file, larger than `max_bytes`, unreadable, not
+    JSON, or not a JSON object.
+    """
+    target = Path(path)
+    raw = read_regular_file(target, max_bytes)
+    if raw is None:
+        return None
     try:
         payload = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:

@@ -22,6 +22,7 @@ def secret_values(settings: Settings) -> list[str]:
         "clob_api_key",
         "clob_api_secret",
         "clob_api_passphrase",
+        "heartbeat_url",  # a dead man's switch URL carries its token in the path
     ):
         secret = getattr(settings, name)
         if secret is not None:

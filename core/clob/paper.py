@@ -131,6 +131,16 @@ class PaperClobClient:
         """Shares held per token (a copy; tokens with nothing left are absent)."""
         return dict(self._positions)
 
+    def restore_account(self, balance: float, positions: Mapping[str, float]) -> None:
+        """Start from a restored paper account (the trade ledger's cash and shares), not the starting balance."""
+        if not (math.isfinite(balance) and balance >= -BALANCE_EPSILON):
+            raise ValueError(f"balance: expected a finite USDC amount >= 0, received {balance!r}")
+        bad = {token: size for token, size in positions.items() if not (math.isfinite(size) and size >= 0)}
+        if bad:
+            raise ValueError(f"positions: expected finite share counts >= 0, received {bad!r}")
+        self._balance = max(0.0, float(balance))
+        self._positions = {token: float(size) for token, size in positions.items() if size > SIZE_EPSILON}
+
     def set_book(self, book: OrderBook) -> None:
         """Pin a token's book to exactly `book`: it no longer drifts or refills, only fills change it."""
         self._markets[book.token_id] = PinnedBook.from_book(book)

@@ -161,7 +161,8 @@ class PolymarketClobClient:
             logger.warning("py-clob-client-v2 has no shared httpx client any more: request timeout not applied")
         self._library = library
         self._client = client
-        self._wallet = mask_wallet(funder or client.get_address())
+        self._address: str = funder or client.get_address()
+        self._wallet = mask_wallet(self._address)
         self._creds_lock = threading.Lock()
         self._closed = False
         logger.info(
@@ -174,6 +175,11 @@ class PolymarketClobClient:
 
     def __repr__(self) -> str:
         return f"PolymarketClobClient(host={self._host!r}, chain_id={self._chain_id}, wallet={self._wallet!r})"
+
+    @property
+    def address(self) -> str:
+        """The wallet that holds our positions and collateral (the funder/proxy wallet, else the key's address)."""
+        return self._address
 
     # --- the ClobClient protocol ------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from utils.atomic import atomic_write_json
+from utils.atomic import StateFileError, atomic_write_json, read_regular_file
 
 log = logging.getLogger(__name__)
 
@@ -354,12 +354,13 @@ class BreakerStore:
     def _load(self, *, locked: bool) -> tuple[BreakerRecord, str | None]:
         key = file_key(self.path)
         try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
+            # issue 8: never a hang on a FIFO, never an unbounded read; a non-regular or huge file is moved aside
+            raw = read_regular_file(self.path)
+        except StateFileError as e:
+            return self._quarantine(str(e), move=True, locked=locked)
+        if raw is None:
             self._seen = None
             return BreakerRecord(), None
-        except OSError as e:
-            return self._quarantine(f"cannot read {self.path}: {e.strerror or e}", move=False, locked=locked)
         try:
             payload = json.loads(raw.decode("utf-8"))
             record = record_from_json(payload)

@@ -32,6 +32,7 @@ from core.breaker_state import SCHEMA_VERSION as BREAKER_SCHEMA
 from core.circuit_breaker import STATE_FILE_NAME as BREAKER_STATE_FILE
 from core.risk_snapshot import RISK_SNAPSHOT_FILE
 from core.risk_snapshot import SCHEMA_VERSION as SNAPSHOT_SCHEMA
+from utils.atomic import describe_file_type
 
 log = logging.getLogger(__name__)
 
@@ -188,13 +189,17 @@ def read_state_file(
     """Read a bot state file without ever opening it for writing (os.open with O_RDONLY only)."""
     shown = str(path)
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        # O_NONBLOCK: a FIFO in the file's place must not hang the open (issue 8); fstat then refuses it
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return FileReading(FileStatus.MISSING, {}, shown, f"no file at {shown}: the bot has not written it yet")
     except OSError as e:
         return FileReading(FileStatus.CORRUPT, {}, shown, f"cannot open {shown} for reading: {e.strerror or e}")
     try:
         info = os.fstat(fd)
+        kind = describe_file_type(info.st_mode)
+        if kind is not None:
+            return FileReading(FileStatus.CORRUPT, {}, shown, f"{shown} is {kind}, expected a regular file")
         if info.st_size > MAX_STATE_FILE_BYTES:
             reason = f"{shown} is {info.st_size} bytes, expected at most {MAX_STATE_FILE_BYTES}"
             return FileReading(FileStatus.CORRUPT, {}, shown, reason)

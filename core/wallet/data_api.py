@@ -33,7 +33,8 @@ import json
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,6 +69,36 @@ class _FetchFailed(Exception):
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class CatchUp:
+    """What a wallet's first poll after a restart found: copied, already in the ledger, too old."""
+
+    copied: int = 0
+    already_acted: int = 0
+    stale: int = 0
+    newest_stale: datetime | None = None
+
+    def skip(self, trade: WalletTrade) -> None:
+        self.stale += 1
+        if self.newest_stale is None or trade.timestamp > self.newest_stale:
+            self.newest_stale = trade.timestamp
+
+    def log(self, wallet: str, stale_after: float) -> None:
+        level = logging.WARNING if self.stale else logging.INFO
+        newest = f", the newest of them at {self.newest_stale.isoformat()}" if self.newest_stale else ""
+        logger.log(
+            level,
+            "Data API catch-up after restart for wallet %s: %d trade(s) made while the bot was down are copied now, "
+            "%d already in the ledger skipped, %d older than STALE_TRADE_SECONDS=%gs skipped (not copied)%s",
+            mask_wallet(wallet),
+            self.copied,
+            self.already_acted,
+            self.stale,
+            stale_after,
+            newest,
+        )
 
 
 def _fingerprint(record: object) -> str:
@@ -144,6 +175,7 @@ class DataApiTradeSource:
         self._seen = BoundedKeySet(seen_capacity)
         self._bad_seen = BoundedKeySet(seen_capacity)
         self._baselined: set[str] = set()
+        self._catching_up: set[str] = set()
         self._next_poll_at: float | None = None
         self._failures = 0
         self._closed = False
@@ -158,6 +190,24 @@ class DataApiTradeSource:
             raise ValueError(f"TARGET_WALLETS: expected 0x followed by 40 hex characters, received {bad!r}")
         # dict.fromkeys keeps the operator's order while dropping repeats (any case).
         return list(dict.fromkeys(wallet.lower() for wallet in cleaned))
+
+    def resume(self, acted_keys: Iterable[tuple[str, str]], wallets_seen: Iterable[str]) -> None:
+        """Continue after a restart from the trade ledger: never copy twice, never silently drop a fresh trade.
+
+        `acted_keys` are the (transactionHash, asset) pairs the ledger already holds, oldest first (the
+        newest are kept when there are more than the memory holds): met again they are duplicates. A
+        followed wallet the ledger has seen before gets no baseline: its first page is a catch-up, copying
+        the trades no older than `stale_after_seconds` and logging what it skipped.
+        """
+        if self.stats.polls:
+            raise RuntimeError("resume() must come before the first poll()")
+        for key in acted_keys:
+            self._seen.add(key)
+        known = {wallet.lower() for wallet in wallets_seen}
+        for wallet in self._wallets:
+            if wallet in known:
+                self._baselined.add(wallet)
+                self._catching_up.add(wallet)
 
     @property
     def wallets(self) -> list[str]:
@@ -239,7 +289,21 @@ class DataApiTradeSource:
     async def _poll_wallet(self, wallet: str, out: list[WalletTrade]) -> None:
         """Append the wallet's new trades to `out` page by page, so a later page failing loses nothing."""
         baseline = wallet not in self._baselined
+        catch_up = CatchUp() if wallet in self._catching_up else None
+        self._catching_up.discard(wallet)
         now = self._clock()
+        try:
+            await self._poll_pages(wallet, out, baseline, now, catch_up)
+        except _FetchFailed:
+            if catch_up is not None:
+                self._catching_up.add(wallet)  # the summary comes with the next complete poll
+            raise
+        if catch_up is not None:
+            catch_up.log(wallet, self._stale_after)
+
+    async def _poll_pages(
+        self, wallet: str, out: list[WalletTrade], baseline: bool, now: datetime, catch_up: CatchUp | None
+    ) -> None:
         for page in range(self._max_pages):
             records = await self._fetch(wallet, offset=page * self._page_limit)
             new_on_page: list[WalletTrade] = []
@@ -258,11 +322,17 @@ class DataApiTradeSource:
                 if not self._seen.add(trade.dedup_key):
                     self.stats.duplicates_skipped += 1
                     reached_known = True
+                    if catch_up is not None:
+                        catch_up.already_acted += 1
                 elif baseline or (now - trade.timestamp).total_seconds() > self._stale_after:
                     self.stats.stale_skipped += 1
                     reached_known = True
+                    if catch_up is not None:
+                        catch_up.skip(trade)
                 else:
                     new_on_page.append(trade)
+                    if catch_up is not None:
+                        catch_up.copied += 1
             out.extend(reversed(new_on_page))  # the API answers newest first
             if baseline:
                 self._baselined.add(wallet)

@@ -1,5 +1,6 @@
-"""The dashboard: one aiohttp application serving the page, /health, /api/history, /metrics and the
-token-protected POST /reset-circuit-breaker.
+"""The dashboard: one aiohttp application serving the page, /health, /api/history, /api/trading (the
+trading view, issue 11), /metrics and the token-protected POST /reset-circuit-breaker; beyond loopback the
+read endpoints need DASHBOARD_TOKEN too (mcp.dashboard.auth: bearer, or the /login form's cookie).
 
     app = build_dashboard_app(settings, monitoring, reset_breaker=integrator.reset_mcp_circuit_breaker,
                               registry=metrics.registry)
@@ -28,7 +29,15 @@ from typing import Any, Protocol
 from aiohttp import hdrs, web
 
 from config.settings import Settings
-from mcp.dashboard.security import BearerToken, Scrubber, add_security_headers, bearer_from_header
+from mcp.dashboard.auth import ReadAuth, login_routes, read_auth_middleware
+from mcp.dashboard.security import (
+    BearerToken,
+    DashboardBindError,
+    Scrubber,
+    add_security_headers,
+    bearer_from_header,
+    is_loopback_host,
+)
 from mcp.health import HealthStatus, Verdict
 from mcp.monitoring.http import metrics_handler
 
@@ -110,6 +119,8 @@ SCRUB_KEY = web.AppKey("dashboard_scrubber", Scrubber)
 MAX_BODY_KEY = web.AppKey("dashboard_max_body_bytes", int)
 ASSETS_KEY = web.AppKey("dashboard_assets", dict)
 CACHE_KEY = web.AppKey("dashboard_body_cache", BodyCache)
+# --- trading view (issue 11) ---
+TRADING_KEY: web.AppKey[Any] = web.AppKey("dashboard_trading_source")
 
 
 def health_http_status(report: Mapping[str, Any]) -> int:
@@ -228,6 +239,20 @@ async def history(request: web.Request) -> web.Response:
     return _send(cache.put("history", Encoded(200, encode_json(body, request.app[SCRUB_KEY]))))
 
 
+async def trading(request: web.Request) -> web.Response:
+    """GET /api/trading: the trading section (P&L, positions, recent copies, wallets, denials, equity curve)."""
+    cache = request.app[CACHE_KEY]
+    cached = cache.get("trading")
+    if cached is not None:
+        return _send(cached)
+    try:
+        body = await request.app[TRADING_KEY].view()
+    except Exception as e:
+        logger.exception("GET /api/trading: the trading view could not be built")
+        return _json(request, {"status": "error", "error": f"trading view unavailable ({type(e).__name__})"}, 503)
+    return _send(cache.put("trading", Encoded(200, encode_json(body, request.app[SCRUB_KEY]))))
+
+
 def parse_reset_body(raw: bytes) -> str:
     """The reset's reason from an empty body or a JSON object {"reason": "..."}; ValueError says what is wrong."""
     if not raw.strip():
@@ -302,6 +327,8 @@ def build_dashboard_app(
     cache_seconds: float = DEFAULT_CACHE_SECONDS,
     clock: Callable[[], float] = time.monotonic,
     extend: Iterable[Extension] = (),
+    trading_source: Any = None,
+    read_token_required: bool | None = None,
 ) -> web.Application:
     """The dashboard application; /metrics is mounted only when a prometheus registry is given.
 
@@ -311,7 +338,17 @@ def build_dashboard_app(
     """
     if max_body_bytes <= 0:
         raise ValueError(f"max_body_bytes must be > 0, received {max_body_bytes!r}")
+    # --- read token (issue 11): off on loopback; a non-loopback host needs DASHBOARD_TOKEN on /, /health, /api/*
+    if read_token_required is None:
+        read_token_required = not is_loopback_host(settings.dashboard_host)
+    read_auth = None
+    if read_token_required:
+        if settings.dashboard_token is None or not settings.dashboard_token.get_secret_value().strip():
+            raise DashboardBindError("the read endpoints need DASHBOARD_TOKEN on a non-loopback DASHBOARD_HOST; set it")
+        read_auth = ReadAuth(settings.dashboard_token.get_secret_value())
     app = web.Application(client_max_size=max_body_bytes)
+    if read_auth is not None:
+        app.middlewares.append(read_auth_middleware(read_auth))
     app[SETTINGS_KEY] = settings
     app[MONITORING_KEY] = monitoring
     app[RESET_KEY] = reset_breaker
@@ -320,6 +357,11 @@ def build_dashboard_app(
     app[MAX_BODY_KEY] = max_body_bytes
     app[ASSETS_KEY] = {}
     app[CACHE_KEY] = BodyCache(cache_seconds, clock)
+    if trading_source is None:
+        from mcp.trading.source import TradingSource
+
+        trading_source = TradingSource.from_settings(settings)
+    app[TRADING_KEY] = trading_source
 
     async def load(app: web.Application) -> None:
         app[ASSETS_KEY].update(await asyncio.to_thread(load_assets, static_dir, settings))
@@ -330,6 +372,9 @@ def build_dashboard_app(
     app.router.add_get("/static/{name}", static_file)
     app.router.add_get("/health", health)
     app.router.add_get("/api/history", history)
+    app.router.add_get("/api/trading", trading)
+    if read_auth is not None:
+        app.router.add_routes(login_routes(read_auth))
     app.router.add_post("/reset-circuit-breaker", reset_circuit_breaker)
     if registry is not None:
         app.router.add_get("/metrics", metrics_handler(registry))

@@ -14,8 +14,9 @@ from aiohttp import web
 
 from config.settings import Settings
 from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, MonitoringView, ResetBreaker, build_dashboard_app
-from mcp.dashboard.security import check_bind_safety
+from mcp.dashboard.security import check_bind_safety, is_loopback_host
 from mcp.monitoring.http import start_site
+from mcp.monitoring.http_guard import HttpGuard
 
 logger = logging.getLogger(__name__)
 
@@ -70,5 +71,8 @@ async def start_dashboard(
         registry=registry,
         extend=extend,
         max_body_bytes=max_body_bytes,
+        # issue 11: beyond loopback, /, /health, /api/* and /metrics need the token (bearer or /login cookie)
+        read_token_required=not is_loopback_host(host),
     )
-    return await start_site(app, host, port, setting="DASHBOARD_PORT", what="dashboard")
+    guard = HttpGuard.from_settings(settings)
+    return await start_site(app, host, port, setting="DASHBOARD_PORT", what="dashboard", guard=guard)

@@ -22,6 +22,19 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
+def last_cleared_trip(history: Any) -> dict[str, Any]:
+    """The kind, end time and `cleared_by` of the newest cleared trip in a breaker trip history."""
+    entries = history if isinstance(history, list) else []
+    for entry in reversed(entries):
+        if isinstance(entry, Mapping) and entry.get("cleared_by"):
+            return {
+                "last_trip_kind": entry.get("kind"),
+                "last_cleared_at": entry.get("cleared_at"),
+                "last_cleared_by": entry.get("cleared_by"),
+            }
+    return {"last_trip_kind": None, "last_cleared_at": None, "last_cleared_by": None}
+
+
 class MainBotCheck:
     """main_bot: critical when the snapshot is missing, unusable or stale, or the bot's pid is gone."""
 
@@ -234,6 +247,9 @@ class CircuitBreakerCheck:
             "daily_loss_percent": fraction,
             "warning_percent": thresholds.warning,
             "critical_percent": thresholds.critical,
+            # issue 9 (alert rules): which trip this is, and how the last one ended (the bot's own wording)
+            "tripped_at": record.get("tripped_at") or on_disk.get("tripped_at"),
+            **last_cleared_trip(record.get("trip_history") or on_disk.get("trip_history")),
         }
         return {self.name: Reading(*self._judge_state(state, loss_level, figures), figures)}
 
@@ -248,7 +264,7 @@ class CircuitBreakerCheck:
         if fraction is None:
             return Level.HEALTHY, "trading ACTIVE (daily loss not reported yet)"
         loss, limit = figures["daily_loss"], figures["daily_loss_limit"]
-        text = f"trading ACTIVE, daily loss {loss:g} = {fraction:.1%} of the {limit:g} limit"
+        text = f"trading ACTIVE, daily loss {loss:.2f} USDC = {fraction:.1%} of the {limit:.2f} limit"
         if loss_level is Level.CRITICAL:
             return loss_level, f"{text} (critical at {figures['critical_percent']:.0%})"
         if loss_level is Level.DEGRADED:

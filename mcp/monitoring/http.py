@@ -2,6 +2,8 @@
 
 `metrics_app` is an aiohttp application with GET /metrics over a registry; `start_site` binds an app to
 host:port with aiohttp's AppRunner and turns "port in use" into an error that names the setting to change.
+With a `guard` (mcp.monitoring.http_guard) the port also refuses foreign Host names, slow request heads and
+bodies, and a client's connections beyond the limit.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
+
+from mcp.monitoring.http_guard import HttpGuard
 
 logger = logging.getLogger(__name__)
 
@@ -36,14 +40,18 @@ def metrics_app(registry: CollectorRegistry) -> web.Application:
 
 
 async def start_site(
-    app: web.Application, host: str, port: int, *, setting: str, what: str
+    app: web.Application, host: str, port: int, *, setting: str, what: str, guard: HttpGuard | None = None
 ) -> tuple[web.AppRunner, int]:
     """Serve `app` on host:port; returns the runner (clean it up to stop) and the port actually bound.
 
     Raises ServeError naming `setting` when the port is taken or the host cannot be bound.
     """
-    runner = web.AppRunner(app, access_log=None)
+    if guard is not None:
+        guard.install(app)
+    runner = web.AppRunner(app, access_log=None, **(guard.runner_options() if guard is not None else {}))
     await runner.setup()
+    if guard is not None and runner.server is not None:
+        guard.limit_connections(runner.server)
     try:
         site = web.TCPSite(runner, host, port)
         await site.start()

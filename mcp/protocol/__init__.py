@@ -7,4 +7,5 @@ session     one client connection: version negotiation, lifecycle, in-flight req
 dispatcher  the method table (initialize, ping, tools/list, tools/call) and the tool-call pipeline
 stdio       newline-delimited JSON-RPC over the process's standard input and output
 http        Streamable HTTP at /mcp on the dashboard's aiohttp application
+clip        long client input cut short before it is echoed back or logged
 """

@@ -12,11 +12,12 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mcp.protocol.cache import TTLCache
+from mcp.protocol.clip import clip_repr
 from mcp.protocol.jsonrpc import (
     INTERNAL_ERROR,
     INVALID_PARAMS,
@@ -32,7 +33,14 @@ from mcp.protocol.jsonrpc import (
 )
 from mcp.protocol.registry import ToolRegistry, ToolSpec
 from mcp.protocol.session import LATEST_VERSION, Phase, Session, negotiate_version, supports
-from mcp.protocol.toolcall import ProgressNotifier, Sender, ToolCaller, ToolCallMetrics, progress_token
+from mcp.protocol.toolcall import (
+    PerClientLimit,
+    ProgressNotifier,
+    Sender,
+    ToolCaller,
+    ToolCallMetrics,
+    progress_token,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -71,10 +79,10 @@ def decode_cursor(cursor: Any, total: int) -> int:
     try:
         text = base64.urlsafe_b64decode(cursor.encode("ascii")).decode("ascii")
     except (binascii.Error, UnicodeError, ValueError) as e:
-        raise ProtocolError(INVALID_PARAMS, f"invalid params: unknown cursor {cursor!r}") from e
+        raise ProtocolError(INVALID_PARAMS, f"invalid params: unknown cursor {clip_repr(cursor, 70)}") from e
     number = text.removeprefix(CURSOR_PREFIX)
     if not text.startswith(CURSOR_PREFIX) or not number.isdigit() or not 0 < int(number) < total:
-        raise ProtocolError(INVALID_PARAMS, f"invalid params: unknown or expired cursor {cursor!r}")
+        raise ProtocolError(INVALID_PARAMS, f"invalid params: unknown or expired cursor {clip_repr(cursor, 70)}")
     return int(number)
 
 
@@ -91,13 +99,14 @@ class Dispatcher:
         page_size: int = DEFAULT_PAGE_SIZE,
         scrub: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        limits: Mapping[str, PerClientLimit] | None = None,
     ) -> None:
         if page_size <= 0:
             raise ValueError(f"page_size must be > 0, received {page_size}")
         self.registry = registry
         self.server_info = server_info or ServerInfo()
         self.page_size = page_size
-        self.tool_calls = ToolCaller(metrics=metrics, cache=cache, scrub=scrub, clock=clock)
+        self.tool_calls = ToolCaller(metrics=metrics, cache=cache, scrub=scrub, clock=clock, limits=limits)
         self.cache = self.tool_calls.cache
         self.call = self.tool_calls.call  # the in-process entry point: one tool call, its tools/call result
         self._methods: dict[str, Callable[[Session, Request, Sender | None], Awaitable[dict[str, Any]]]] = {
@@ -238,6 +247,6 @@ class Dispatcher:
         version = session.protocol_version or LATEST_VERSION
         token = progress_token(params)
         progress = ProgressNotifier(token, send, version) if token is not None and send is not None else None
-        return await self.tool_calls.call(spec, arguments, progress=progress, version=version)
+        return await self.tool_calls.call(spec, arguments, progress=progress, version=version, client=session.id)
 
     # --- the tool-call pipeline ---------------------------------------------------------------------

@@ -26,6 +26,7 @@ from aiohttp import hdrs, web
 from pydantic import SecretStr
 
 from mcp.dashboard.security import BearerToken, bearer_from_header
+from mcp.protocol.clip import clip_repr
 from mcp.protocol.dispatcher import Dispatcher
 from mcp.protocol.jsonrpc import (
     INTERNAL_ERROR,
@@ -142,12 +143,14 @@ class McpHttpEndpoint:
         declared = request.content_length
         if declared is not None and declared > self.max_body:
             return _error(413, f"request body of {declared} bytes exceeds the {self.max_body} byte limit")
-        body = bytearray()
-        async for chunk in request.content.iter_chunked(64 * 1024):
-            body += chunk
-            if len(body) > self.max_body:
-                return _error(413, f"request body exceeds the {self.max_body} byte limit")
-        return bytes(body)
+        # read() (not the stream): the port's body-deadline middleware may have read the body already
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            return _error(413, f"request body exceeds the {self.max_body} byte limit")
+        if len(body) > self.max_body:
+            return _error(413, f"request body exceeds the {self.max_body} byte limit")
+        return body
 
     def dispatcher(self) -> Dispatcher:
         """The dispatcher, built on first use."""
@@ -291,7 +294,7 @@ class McpHttpEndpoint:
             try:
                 await send(response)
             except (ConnectionError, RuntimeError) as e:
-                logger.info("client left before the response to %r was sent: %s", message.id, e)
+                logger.info("client left before the response to %s was sent: %s", clip_repr(message.id, 80), e)
                 return stream
         try:
             await stream.write_eof()

@@ -17,11 +17,13 @@ import asyncio
 import inspect
 import os
 import re
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, get_type_hints
 
+from mcp.protocol.clip import clip, clip_names, clip_repr
 from mcp.protocol.schema import SchemaError, ValidationFailure, schema_for, validate
 
 INJECTED_PARAMETERS = frozenset({"progress"})
@@ -120,7 +122,7 @@ class ToolSpec:
         unknown = sorted(set(arguments) - set(known))
         if unknown:
             expected = ", ".join(known) or "no arguments"
-            problems.append(f"unknown argument(s) {', '.join(map(repr, unknown))} (expected only {expected})")
+            problems.append(f"unknown argument(s) {clip_names(unknown)} (expected only {expected})")
         bound: dict[str, Any] = {}
         for name, parameter in known.items():
             if name not in arguments:
@@ -186,7 +188,9 @@ def _basic_path_checks(value: str, name: str) -> None:
         )
     parts = PurePosixPath(value.replace("\\", "/")).parts
     if ".." in parts or ".." in value.replace("\\", "/").split("/"):
-        raise PathOutsideRoot(f"argument {name!r}: expected a path inside the root without '..', received {value!r}")
+        raise PathOutsideRoot(
+            f"argument {name!r}: expected a path inside the root without '..', received {clip_repr(value)}"
+        )
 
 
 def confine_glob(pattern: str, name: str = "glob") -> None:
@@ -194,7 +198,7 @@ def confine_glob(pattern: str, name: str = "glob") -> None:
     _basic_path_checks(pattern, name)
     normalized = pattern.replace("\\", "/")
     if normalized.startswith("/") or re.match(r"^[A-Za-z]:", normalized) or normalized.startswith("~"):
-        raise PathOutsideRoot(f"argument {name!r}: expected a glob relative to the root, received {pattern!r}")
+        raise PathOutsideRoot(f"argument {name!r}: expected a glob relative to the root, received {clip_repr(pattern)}")
 
 
 def confine_path(root: Path, value: str, name: str = "path") -> Path:
@@ -205,7 +209,7 @@ def confine_path(root: Path, value: str, name: str = "path") -> Path:
     _basic_path_checks(value, name)
     file_part = value.split("::", 1)[0]
     if file_part.startswith("~"):
-        raise PathOutsideRoot(f"argument {name!r}: expected a path inside the root, received {value!r}")
+        raise PathOutsideRoot(f"argument {name!r}: expected a path inside the root, received {clip_repr(value)}")
     real_root = Path(os.path.realpath(root))
     candidate = Path(file_part)
     if not candidate.is_absolute():
@@ -214,8 +218,8 @@ def confine_path(root: Path, value: str, name: str = "path") -> Path:
     resolved = Path(os.path.realpath(candidate))
     if resolved != real_root and real_root not in resolved.parents:
         raise PathOutsideRoot(
-            f"argument {name!r}: {value!r} resolves to {resolved}, outside the configured root {real_root}; "
-            "expected a path inside the root"
+            f"argument {name!r}: {clip_repr(value)} resolves to {clip(resolved)}, outside the configured root "
+            f"{real_root}; expected a path inside the root"
         )
     return resolved
 
@@ -244,9 +248,23 @@ def _parameters(func: Callable[..., Any], name: str) -> tuple[tuple[ToolParamete
     return tuple(parameters), accepts_progress, hints.get("return")
 
 
-def _output_schema(return_hint: Any, explicit: dict[str, Any] | None) -> dict[str, Any] | None:
+def returns_typed_dict(func: Callable[..., Any]) -> bool:
+    """True when `func`'s return hint is a TypedDict: its own schema is the tool's outputSchema."""
+    try:
+        hint = get_type_hints(func).get("return")
+    except Exception:
+        return False
+    return hint is not None and typing.is_typeddict(hint)
+
+
+def _output_schema(return_hint: Any, explicit: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
     if explicit is not None:
         return explicit
+    if return_hint is not None and typing.is_typeddict(return_hint):
+        try:
+            return schema_for(return_hint, f"tool {name!r} return")
+        except SchemaError as e:
+            raise ToolDefinitionError(str(e)) from e
     origin = getattr(return_hint, "__origin__", return_hint)
     if origin in (dict, Mapping) or return_hint is dict:
         return dict(OBJECT_OUTPUT_SCHEMA)
@@ -301,7 +319,7 @@ class ToolRegistry:
             func=func,
             description=doc,
             parameters=parameters,
-            output_schema=_output_schema(return_hint, output_schema),
+            output_schema=_output_schema(return_hint, output_schema, tool_name),
             read_only=read_only,
             gate_kind=gate_kind,
             cache_ttl=cache_ttl,

@@ -1,7 +1,8 @@
 """JSON Schema (2020-12 subset) from Python type hints, and validation of decoded JSON against it.
 
 Supported hints: str, int, float, bool, None, `X | None` / Optional[X], list[X] / Sequence[X], tuple[X, ...],
-dict[str, X], Literal[...], and Annotated[X, "description"]. Anything else raises `SchemaError` when the
+dict[str, X], Literal[...], Annotated[X, "description"], and a TypedDict (an object with exactly its keys;
+tools return one to publish a typed outputSchema). Anything else raises `SchemaError` when the
 tool is registered, so a tool whose arguments cannot be described is refused at start-up, not at call time.
 The validator covers exactly the keywords the generator emits (type, enum, items, additionalProperties,
 description, default) and coerces where JSON cannot tell types apart (1.0 for an integer, 1 for a float).
@@ -38,10 +39,37 @@ def _literal_schema(values: tuple[Any, ...], where: str) -> dict[str, Any]:
     return schema
 
 
+def typed_dict_schema(hint: Any, where: str) -> dict[str, Any]:
+    """A TypedDict as an object schema: each key's schema, the required keys, no other keys."""
+    raw = typing.get_type_hints(hint, include_extras=True)
+    # Required[...] / NotRequired[...] say whether the key must be present; read here because
+    # __required_keys__ misses them when the class was defined under `from __future__ import annotations`
+    required = [
+        key
+        for key, value in raw.items()
+        if get_origin(value) is typing.Required
+        or (key in hint.__required_keys__ and get_origin(value) is not typing.NotRequired)
+    ]
+    hints = {
+        key: get_args(value)[0] if get_origin(value) in (typing.Required, typing.NotRequired) else value
+        for key, value in raw.items()
+    }
+    properties = {key: schema_for(value, f"{where}.{key}") for key, value in hints.items()}
+    schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
+    if required:
+        schema["required"] = required
+    doc = (hint.__doc__ or "").strip()
+    if doc:
+        schema["description"] = doc.splitlines()[0]
+    return schema
+
+
 def schema_for(hint: Any, where: str) -> dict[str, Any]:
     """The JSON Schema of one type hint; raises SchemaError for hints outside the supported set."""
     if hint in JSON_TYPES:
         return {"type": JSON_TYPES[hint]}
+    if typing.is_typeddict(hint):
+        return typed_dict_schema(hint, where)
     origin = get_origin(hint)
     args = get_args(hint)
     if origin is typing.Annotated:
@@ -74,7 +102,7 @@ def schema_for(hint: Any, where: str) -> dict[str, Any]:
         return {"type": "object", "additionalProperties": schema_for(args[1], f"{where}{{}}")}
     raise SchemaError(
         f"{where}: unsupported type hint {hint!r}; expected str, int, float, bool, None, X | None, list[X], "
-        "dict[str, X], Literal[...] or Annotated[X, 'description']"
+        "dict[str, X], Literal[...], Annotated[X, 'description'] or a TypedDict"
     )
 
 
@@ -144,6 +172,15 @@ def validate(value: Any, schema: dict[str, Any], where: str) -> Any:
             raise ValidationFailure(f"{where}: expected {' or '.join(kinds)}, received {_describe(value)}")
     if isinstance(value, list) and "items" in schema:
         return [validate(item, schema["items"], f"{where}[{index}]") for index, item in enumerate(value)]
+    if isinstance(value, dict) and "properties" in schema:
+        properties = schema["properties"]
+        missing = [key for key in schema.get("required", ()) if key not in value]
+        unknown = sorted(set(value) - set(properties))
+        if missing or unknown:
+            raise ValidationFailure(
+                f"{where}: expected keys {sorted(properties)}; missing {missing}, unknown {unknown}"
+            )
+        return {key: validate(item, properties[key], f"{where}.{key}") for key, item in value.items()}
     if isinstance(value, dict) and isinstance(schema.get("additionalProperties"), dict):
         item_schema = schema["additionalProperties"]
         return {key: validate(item, item_schema, f"{where}.{key}") for key, item in value.items()}

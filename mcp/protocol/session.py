@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
+from mcp.protocol.clip import clip, clip_repr
 from mcp.protocol.jsonrpc import INVALID_REQUEST, SERVER_BUSY, ProtocolError, RequestId
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ class Session:
         if request_id in self._in_flight:
             raise ProtocolError(
                 INVALID_REQUEST,
-                f"invalid request: id {request_id!r} is already in use by a request in progress",
+                f"invalid request: id {clip_repr(request_id, 80)} is already in use by a request in progress",
                 request_id,
             )
         if len(self._in_flight) >= self.max_in_flight:
@@ -122,9 +123,11 @@ class Session:
         """Stop an in-flight request (notifications/cancelled); unknown or finished ids are ignored."""
         task = self._in_flight.get(request_id) if isinstance(request_id, str | int) else None
         if task is None or task.done():
-            logger.debug("cancellation of unknown or finished request %r ignored", request_id)
+            logger.debug("cancellation of unknown or finished request %s ignored", clip_repr(request_id, 80))
             return False
-        logger.info("request %r cancelled by the client: %s", request_id, reason or "no reason given")
+        logger.info(
+            "request %s cancelled by the client: %s", clip_repr(request_id, 80), clip(reason or "no reason given")
+        )
         self._cancelled.add(request_id)
         self.cancellations += 1
         task.cancel()

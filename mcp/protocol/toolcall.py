@@ -1,6 +1,7 @@
 """One tool call, from the client's arguments to the tools/call result, and the progress it reports.
 
-bind the arguments (schema + path confinement; a failure is an isError result, the tool never runs) → serve
+refuse a call beyond the tool's per-client concurrency limit (isError "retry", never a queue) → bind the
+arguments (schema + path confinement; a failure is an isError result, the tool never runs) → serve
 a read-only tool's finished result from the TTL cache when fresh → call the tool (a `progress` callback when
 the client sent a progressToken) → content (JSON text) + structuredContent, isError for an exception or a
 result whose status is "error" → scrub secrets and wallet addresses → count and time the call.
@@ -12,10 +13,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, NamedTuple, Protocol
 
 from mcp.protocol.cache import TTLCache, cache_key
+from mcp.protocol.clip import MAX_ERROR_CHARS, clip
 from mcp.protocol.jsonrpc import json_safe, notification
 from mcp.protocol.registry import InvalidArguments, ToolSpec
 from mcp.protocol.session import LATEST_VERSION, supports
@@ -23,6 +25,13 @@ from mcp.protocol.session import LATEST_VERSION, supports
 logger = logging.getLogger(__name__)
 
 Sender = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class PerClientLimit(NamedTuple):
+    """At most `limit` calls of one tool running at once per client (MCP session); `setting` raises it."""
+
+    limit: int
+    setting: str
 
 
 class ToolCallMetrics(Protocol):
@@ -85,11 +94,17 @@ class ToolCaller:
         cache: TTLCache | None = None,
         scrub: Callable[[str], str] | None = None,
         clock: Callable[[], float] = time.perf_counter,
+        limits: Mapping[str, PerClientLimit] | None = None,
     ) -> None:
         self.metrics = metrics
         self.cache = cache if cache is not None else TTLCache()
         self._scrub = scrub
         self._clock = clock
+        self.limits = dict(limits or {})
+        for name, rule in self.limits.items():
+            if rule.limit < 1:
+                raise ValueError(f"expected a per-client limit >= 1 for tool {name!r}, received {rule.limit}")
+        self._running: dict[tuple[str, str], int] = {}  # (client, tool) -> calls in progress
 
     async def call(
         self,
@@ -98,8 +113,43 @@ class ToolCaller:
         *,
         progress: Callable[[float, float | None, str], Awaitable[None]] | None = None,
         version: str = LATEST_VERSION,
+        client: str | None = None,
     ) -> dict[str, Any]:
-        """Run one tool call and return the tools/call result (also the in-process entry point)."""
+        """Run one tool call and return the tools/call result (also the in-process entry point).
+
+        `client` (the MCP session id) is what a tool's per-client concurrency limit counts against.
+        """
+        rule = self.limits.get(spec.name) if client is not None else None
+        if rule is None or client is None:
+            return await self._call(spec, arguments, progress, version)
+        key = (client, spec.name)
+        running = self._running.get(key, 0)
+        if running >= rule.limit:
+            # refused at once: a queue of CPU-heavy calls would hold the CPU just the same, only later
+            self._record(spec, 0.0, "busy")
+            return self._error_result(
+                f"{spec.name}: this client already runs {running} {spec.name} call(s) at once, the limit "
+                f"({rule.setting}={rule.limit}); retry when one of them has finished",
+                spec,
+                version,
+            )
+        self._running[key] = running + 1
+        try:
+            return await self._call(spec, arguments, progress, version)
+        finally:
+            left = self._running[key] - 1
+            if left:
+                self._running[key] = left
+            else:
+                del self._running[key]
+
+    async def _call(
+        self,
+        spec: ToolSpec,
+        arguments: dict[str, Any],
+        progress: Callable[[float, float | None, str], Awaitable[None]] | None,
+        version: str,
+    ) -> dict[str, Any]:
         started = self._clock()
         error_type: str | None = None
         try:
@@ -157,6 +207,7 @@ class ToolCaller:
         return result
 
     def _error_result(self, message: str, spec: ToolSpec, version: str) -> dict[str, Any]:
+        message = clip(message, MAX_ERROR_CHARS)
         text = self._scrub(message) if self._scrub is not None else message
         result: dict[str, Any] = {"content": [{"type": "text", "text": text}], "isError": True}
         if spec.output_schema is not None and supports(version, "structured_content"):

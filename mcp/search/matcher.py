@@ -16,7 +16,11 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from mcp.protocol.clip import clip_names
+
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*\Z")
+# a longer "name" is no parameter; it would only be echoed back in every location of the report
+MAX_NAME_CHARS = 200
 # bytes that continue an identifier once the data is lowered; non-ASCII counts (Unicode identifiers)
 WORD_BYTES = frozenset(b"abcdefghijklmnopqrstuvwxyz0123456789_" + bytes(range(0x80, 0x100)))
 _UNDERSCORE = 0x5F
@@ -33,12 +37,15 @@ def validate_names(names: Iterable[str]) -> list[str]:
     bad = []
     for name in names:
         form = canonical_name(name.strip())
-        if _IDENTIFIER.match(form):
+        if len(form) <= MAX_NAME_CHARS and _IDENTIFIER.match(form):
             canon[form] = None
         else:
             bad.append(name)
     if bad:
-        raise ValueError(f"expected parameter names that are Python identifiers (letters, digits, _), received {bad}")
+        raise ValueError(
+            f"expected parameter names that are Python identifiers (letters, digits, _) of at most {MAX_NAME_CHARS} "
+            f"characters, received {clip_names(bad)}"
+        )
     if not canon:
         raise ValueError("expected at least one parameter name, received none")
     return list(canon)

@@ -16,6 +16,7 @@ from typing import Any
 
 import regex
 
+from mcp.protocol.clip import clip_repr
 from mcp.search.gitignore import translate_glob
 from mcp.search.walker import read_regular_file
 
@@ -41,7 +42,7 @@ class SearchError(ValueError):
 def compile_pattern(pattern: str, *, is_regex: bool) -> regex.Pattern[str]:
     """Compile a search pattern; raises SearchError for empty, over-long, dangerous or invalid ones."""
     if not isinstance(pattern, str) or not pattern:
-        raise SearchError(f"expected a non-empty pattern string, received {pattern!r}")
+        raise SearchError(f"expected a non-empty pattern string, received {clip_repr(pattern)}")
     if len(pattern) > MAX_PATTERN_LENGTH:
         raise SearchError(f"expected a pattern of at most {MAX_PATTERN_LENGTH} characters, received {len(pattern)}")
     if not is_regex:
@@ -55,7 +56,7 @@ def compile_pattern(pattern: str, *, is_regex: bool) -> regex.Pattern[str]:
     try:
         return regex.compile(pattern, regex.MULTILINE)
     except regex.error as e:
-        raise SearchError(f"invalid regular expression {pattern!r}: {e}") from e
+        raise SearchError(f"invalid regular expression {clip_repr(pattern)}: {e}") from e
 
 
 def nested_quantifier(pattern: str) -> str | None:
@@ -131,7 +132,7 @@ def compile_glob(glob: str | None) -> Callable[[str], bool] | None:
         raise SearchError(f"expected a glob of at most {MAX_GLOB_LENGTH} characters, received {glob!r:.80}")
     normalized = glob.replace("\\", "/")
     if normalized.startswith("/") or re.match(r"[A-Za-z]:", normalized) or ".." in normalized.split("/"):
-        raise SearchError(f"expected a glob relative to the search root without '..', received {glob!r}")
+        raise SearchError(f"expected a glob relative to the search root without '..', received {clip_repr(glob)}")
     compiled = re.compile(translate_glob(normalized.removeprefix("./")), re.S)
     if "/" in normalized.removeprefix("./"):
         return lambda rel: compiled.match(rel) is not None
@@ -155,7 +156,7 @@ def search_files(
     Raises SearchError for bad arguments and for a pattern that overruns the time budget.
     """
     if isinstance(max_results, bool) or not isinstance(max_results, int) or not 1 <= max_results <= MAX_RESULTS_LIMIT:
-        raise SearchError(f"expected max_results between 1 and {MAX_RESULTS_LIMIT}, received {max_results!r}")
+        raise SearchError(f"expected max_results between 1 and {MAX_RESULTS_LIMIT}, received {clip_repr(max_results)}")
     compiled = compile_pattern(pattern, is_regex=is_regex)
     path_filter = compile_glob(glob)
     started = clock()
@@ -179,7 +180,7 @@ def search_files(
             truncated = _search_text(compiled, text, rel, matches, max_results, remaining)
         except TimeoutError as e:
             raise SearchError(
-                f"pattern too slow: matching {pattern!r} in {rel} overran the {time_budget:g} s budget; "
+                f"pattern too slow: matching {clip_repr(pattern)} in {rel} overran the {time_budget:g} s budget; "
                 "expected a simpler pattern (no nested or overlapping repeats)"
             ) from e
         if truncated:

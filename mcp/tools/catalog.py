@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp.protocol.registry import ToolRegistry
+from mcp.protocol.registry import ToolRegistry, returns_typed_dict
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,11 @@ POLICIES: dict[str, ToolPolicy] = {
     "get_risk_state": ToolPolicy(read_only=True, cache_ttl=1.0),
     "get_metrics_summary": ToolPolicy(read_only=True, cache_ttl=1.0),
     "get_gate_state": ToolPolicy(read_only=True, cache_ttl=1.0),
+    "get_performance_report": ToolPolicy(read_only=True, cache_ttl=1.0),
+    # trading view (issue 11): read-only views of the ledger and the snapshot, typed outputs
+    "get_positions": ToolPolicy(read_only=True, cache_ttl=1.0),
+    "get_recent_trades": ToolPolicy(read_only=True, cache_ttl=1.0),
+    "get_pnl": ToolPolicy(read_only=True, cache_ttl=1.0),
 }
 UNLISTED = ToolPolicy(read_only=False)
 
@@ -83,8 +88,9 @@ def build_tool_registry(
                 gate_kind=effective.gate_kind,
                 cache_ttl=effective.cache_ttl,
                 root=source.root,
-                # an unlisted tool gets the schema its return hint implies, without promising a status
-                output_schema=STATUS_OBJECT_SCHEMA if policy is not None else None,
+                # an unlisted tool gets the schema its return hint implies, without promising a status; a tool
+                # returning a TypedDict publishes that type (it has a status key of its own)
+                output_schema=STATUS_OBJECT_SCHEMA if policy is not None and not returns_typed_dict(func) else None,
                 invalidates=effective.invalidates,
             )
     return registry

@@ -3,7 +3,7 @@ snapshot, the metrics registry and the risk integrator. All read-only: none chan
 return has wallet addresses masked and no secret (the dispatcher scrubs again on the way out).
 
     tools = MonitoringTools(settings, health=server.health_report, registry=server.metrics.registry)
-    tools.tools()   # [get_health, get_risk_state, get_metrics_summary, get_gate_state]
+    tools.tools()   # [get_health, get_risk_state, get_metrics_summary, get_gate_state, get_performance_report]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from core.risk_snapshot import (
     read_risk_snapshot,
     risk_snapshot_path,
 )
+from mcp.protocol.clip import clip_repr
 from utils.atomic import StateFileError
 
 logger = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class MonitoringTools:
         snapshot_max_age: float = DEFAULT_SNAPSHOT_MAX_AGE_SECONDS,
         ready: asyncio.Event | None = None,
         ready_timeout: float = DEFAULT_READY_TIMEOUT_SECONDS,
+        report: Callable[[], Awaitable[Mapping[str, Any]]] | None = None,
     ) -> None:
         self.settings = settings
         self._health = health
@@ -127,10 +129,28 @@ class MonitoringTools:
         self._max_age = snapshot_max_age
         self._ready = ready
         self._ready_timeout = ready_timeout
+        self._report = report
 
     def tools(self) -> list[Callable[..., Any]]:
         """The MCP tools: plain typed coroutines."""
-        return [self.get_health, self.get_risk_state, self.get_metrics_summary, self.get_gate_state]
+        return [
+            self.get_health,
+            self.get_risk_state,
+            self.get_metrics_summary,
+            self.get_gate_state,
+            self.get_performance_report,
+        ]
+
+    async def get_performance_report(self) -> dict[str, Any]:
+        """The 📊 PERFORMANCE REPORT now, as text: trades copied and denied by reason, P&L, breaker trips,
+        decision → ack latency p50/p99, the sidecar's CPU and RSS, coverage, alerts sent and suppressed."""
+        if self._report is None:
+            return {"status": "unavailable", "message": "no monitoring server in this process"}
+        try:
+            return dict(await self._report())
+        except Exception as e:  # reported as the tool's result; the server goes on
+            logger.exception("the performance report failed")
+            return {"status": "error", "error": f"performance report unavailable: {type(e).__name__}: {e}"}
 
     async def get_health(self, component: str | None = None) -> dict[str, Any]:
         """The sidecar's latest health report: overall status (healthy/degraded/critical) and every component
@@ -144,7 +164,7 @@ class MonitoringTools:
         components = report.get("components") or {}
         if component not in components:
             known = ", ".join(components) or "none yet"
-            return {"status": "error", "error": f"unknown component {component!r}; known components: {known}"}
+            return {"status": "error", "error": f"unknown component {clip_repr(component)}; known components: {known}"}
         return {
             **components[component],
             "component": component,
@@ -180,7 +200,7 @@ class MonitoringTools:
         """Current values of the sidecar's Prometheus metrics (tool calls, cache hits, health, coverage, gate);
         histograms as count and sum. `prefix` keeps only metrics whose name starts with it (e.g. "mcp_tool")."""
         if prefix is not None and prefix != "" and not METRIC_PREFIX.match(prefix):
-            message = f"expected a metric name prefix like 'mcp_tool', received {prefix!r:.60}"
+            message = f"expected a metric name prefix like 'mcp_tool', received {clip_repr(prefix, 60)}"
             return {"status": "error", "error": message}
         if self._registry is None:
             return {"status": "unavailable", "message": "no metrics registry in this process", "metrics": {}}

@@ -28,6 +28,7 @@ from mcp.protocol.dispatcher import Dispatcher, ServerInfo
 from mcp.protocol.http import DEFAULT_MAX_BODY_BYTES, add_mcp_routes, allowed_origins_from_settings
 from mcp.protocol.stdio import serve_stdio
 from mcp.protocol.stdio_fds import StdioFds
+from mcp.protocol.toolcall import PerClientLimit
 from mcp.server import Server
 from mcp.tools.catalog import ToolSource, build_tool_registry
 from mcp.tools.monitoring_tools import MonitoringTools
@@ -57,7 +58,8 @@ def monitoring_tools_for(settings: Settings, server: Any, ready: asyncio.Event |
     """The monitoring tools over a MonitoringServer (its cached health report and its metrics registry)."""
     metrics = getattr(server, "metrics", None)
     registry = getattr(metrics, "registry", None)
-    return MonitoringTools(settings, health=server.health_report, registry=registry, ready=ready)
+    report = getattr(server, "performance_report", None)
+    return MonitoringTools(settings, health=server.health_report, registry=registry, ready=ready, report=report)
 
 
 def tool_sources(
@@ -75,7 +77,12 @@ def tool_sources(
             continue
         if server.name == MONITORING:
             tools = monitoring_tools_for(settings, server, (ready or {}).get(MONITORING))
-            sources[MONITORING] = ToolSource(tools.tools())
+            # issue 11: the trading view's tools (positions, recent trades, P&L) ride with monitoring
+            from mcp.tools.trading_tools import TradingTools
+            from mcp.trading.source import TradingSource
+
+            trading = TradingTools(TradingSource.from_settings(settings))
+            sources[MONITORING] = ToolSource([*tools.tools(), *trading.tools()])
         else:
             sources[server.name] = ToolSource(list(server.tools()), server_root(server))
     return sources
@@ -103,7 +110,17 @@ def build_dispatcher(
         metrics=metrics,
         page_size=settings.mcp_tools_page_size,
         scrub=make_scrubber(settings),
+        limits=tool_limits(settings),
     )
+
+
+def tool_limits(settings: Settings) -> dict[str, PerClientLimit]:
+    """Per-client concurrency limits of the CPU-heavy tools (issue 10: parallel regexes from one client)."""
+    return {
+        "search_code": PerClientLimit(
+            settings.mcp_search_max_concurrent_per_client, "MCP_SEARCH_MAX_CONCURRENT_PER_CLIENT"
+        )
+    }
 
 
 def dispatcher_factory(settings: Settings, servers: Sequence[Server]) -> Callable[[], Dispatcher]:

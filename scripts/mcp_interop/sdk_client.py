@@ -35,6 +35,10 @@ READ_CALLS: dict[str, dict[str, Any]] = {
     "get_risk_state": {},
     "get_metrics_summary": {"prefix": "mcp_tool"},
     "get_gate_state": {},
+    "get_performance_report": {},
+    "get_positions": {},
+    "get_recent_trades": {"limit": 5},
+    "get_pnl": {},
 }
 BAD_ARGUMENTS = ("coverage_history", {"n": "three", "surprise": 1})
 SDK_MAJOR = int(metadata.version("mcp").split(".")[0])

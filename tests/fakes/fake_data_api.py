@@ -1,4 +1,5 @@
-"""A fake Polymarket Data API: a real aiohttp app on 127.0.0.1, port 0, serving GET /activity.
+"""A fake Polymarket Data API: a real aiohttp app on 127.0.0.1, port 0, serving GET /activity and
+GET /positions (`set_positions`, records from `position_record`; `sizeThreshold` defaults to 1 as on the real API).
 
 It answers like the real endpoint (a JSON list of activity records, newest first, `user` / `type` /
 `limit` / `offset` / `sortDirection` honoured, 400 on a bad `user` or `limit`) from a per-wallet feed
@@ -71,6 +72,42 @@ def activity_record(
     return record
 
 
+def position_record(
+    wallet: str,
+    *,
+    asset: str,
+    size: float,
+    avg_price: float = 0.5,
+    cur_price: float = 0.5,
+    title: str = "Will the fake market resolve Yes?",
+    outcome: str = "Yes",
+    condition_id: str = "0x" + "ab" * 32,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """A Data API /positions record (the real field names) for `wallet` holding `size` shares of `asset`."""
+    record: dict[str, Any] = {
+        "proxyWallet": wallet,
+        "asset": asset,
+        "conditionId": condition_id,
+        "size": size,
+        "avgPrice": avg_price,
+        "initialValue": round(size * avg_price, 6),
+        "currentValue": round(size * cur_price, 6),
+        "cashPnl": round(size * (cur_price - avg_price), 6),
+        "percentPnl": 0.0 if avg_price == 0 else round(100 * (cur_price - avg_price) / avg_price, 4),
+        "curPrice": cur_price,
+        "redeemable": False,
+        "mergeable": False,
+        "title": title,
+        "slug": "fake-market",
+        "outcome": outcome,
+        "outcomeIndex": 0 if outcome == "Yes" else 1,
+        "negativeRisk": False,
+    }
+    record.update(overrides)
+    return record
+
+
 @dataclass
 class ScriptedResponse:
     """One canned answer: JSON `body`, or `raw` bytes as they are; optionally after `delay` seconds."""
@@ -95,6 +132,7 @@ class FakeDataApi:
     def __init__(self) -> None:
         self.requests: list[RecordedRequest] = []
         self._feeds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        self._positions: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self._scripts: dict[str | None, deque[ScriptedResponse]] = defaultdict(deque)
         self._runner: web.AppRunner | None = None
         self._release = asyncio.Event()
@@ -104,6 +142,10 @@ class FakeDataApi:
         """Add records to their wallet's feed (the wallet is the record's proxyWallet)."""
         for record in records:
             self._feeds[str(record["proxyWallet"]).lower()].append(record)
+
+    def set_positions(self, wallet: str, *records: dict[str, Any]) -> None:
+        """Replace what GET /positions answers for `wallet` (records from `position_record`)."""
+        self._positions[wallet.lower()] = list(records)
 
     def script(self, *responses: ScriptedResponse, wallet: str | None = None) -> None:
         """Queue answers served before the feed: for one wallet's requests, or for any request."""
@@ -117,6 +159,7 @@ class FakeDataApi:
         """Listen on 127.0.0.1 on a free port; returns the base URL."""
         app = web.Application()
         app.router.add_get("/activity", self._activity)
+        app.router.add_get("/positions", self._positions_handler)
         self._runner, port = await serve_on_loopback(app)
         self.base_url = f"http://127.0.0.1:{port}"
         return self.base_url
@@ -159,6 +202,32 @@ class FakeDataApi:
         records.sort(
             key=lambda r: r["timestamp"] if isinstance(r.get("timestamp"), int | float) else 0, reverse=newest_first
         )
+        return web.json_response(records[offset : offset + limit])
+
+    async def _positions_handler(self, request: web.Request) -> web.StreamResponse:
+        """GET /positions: `user` required; `sizeThreshold` defaults to 1.0 as on the real API (smaller
+        positions are left out unless asked for); `limit` 0..500 (default 100), `offset` 0..10000."""
+        params = dict(request.query)
+        self.requests.append(RecordedRequest(request.path, params))
+        user = params.get("user", "")
+        if not _ADDRESS.match(user):
+            return web.json_response({"error": "user: expected 0x followed by 40 hex characters"}, status=400)
+        try:
+            threshold = float(params.get("sizeThreshold", "1.0"))
+            limit = int(params.get("limit", "100"))
+            offset = int(params.get("offset", "0"))
+        except ValueError:
+            return web.json_response({"error": "sizeThreshold, limit and offset must be numbers"}, status=400)
+        if not (0 <= limit <= 500 and 0 <= offset <= 10_000):
+            return web.json_response({"error": "limit must be 0..500 and offset 0..10000"}, status=400)
+        queue = self._scripts[user.lower()] or self._scripts[None]
+        if queue:
+            return await self._scripted(queue.popleft())
+        records = [
+            r
+            for r in self._positions[user.lower()]
+            if not isinstance(r.get("size"), int | float) or r["size"] >= threshold
+        ]
         return web.json_response(records[offset : offset + limit])
 
     async def _scripted(self, scripted: ScriptedResponse) -> web.StreamResponse:

@@ -36,6 +36,10 @@ ALL_TOOLS = {
     "get_risk_state",
     "get_metrics_summary",
     "get_gate_state",
+    "get_performance_report",
+    "get_positions",
+    "get_recent_trades",
+    "get_pnl",
 }
 
 

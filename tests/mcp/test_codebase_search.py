@@ -454,6 +454,31 @@ async def test_a_pathological_regex_is_stopped_by_the_time_budget(tmp_path: Path
     assert "pattern too slow" in result["error"] and "0.2 s budget" in result["error"]
 
 
+async def test_search_code_sees_files_added_changed_and_deleted_since_the_last_scan(tmp_path: Path) -> None:
+    root = make_project(tmp_path / "p")
+    write(root, ".gitignore", "ignored/\n")
+    server = make_server(root, tmp_path, options=ScanOptions(max_file_bytes=1000))
+    assert (await server.refresh())["status"] == "ok"  # the scan's file list is now in memory
+
+    async def files_with(word: str) -> set[str]:
+        result = await server.search_code(word)
+        assert result["status"] == "ok", result
+        return {match["file"] for match in result["matches"]}
+
+    write(root, "core/new_module.py", "NEEDLE = 1\n")
+    assert await files_with("NEEDLE") == {"core/new_module.py"}  # added after the scan, found
+    write(root, "core/new_module.py", "HAYSTACK = 2\n")
+    assert await files_with("NEEDLE") == set() and await files_with("HAYSTACK") == {"core/new_module.py"}
+    (root / "core" / "new_module.py").unlink()
+    assert await files_with("HAYSTACK") == set()  # deleted, gone
+    # the limits still hold for a new file: .gitignore, the size limit, binaries
+    write(root, "ignored/secret.py", "NEEDLE = 3\n")
+    write(root, "core/huge.py", "NEEDLE = 4\n" + "#" * 2000)
+    write(root, "core/blob.bin", b"NEEDLE\0\x01\x02")
+    assert await files_with("NEEDLE") == set()
+    assert "core/new_module.py" not in server.searchable_files() and "core/huge.py" not in server.searchable_files()
+
+
 # --- the server: Server protocol, run(), gate ------------------------------------------------------
 @dataclass
 class FakeGate:

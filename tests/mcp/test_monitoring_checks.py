@@ -221,9 +221,9 @@ def breaker(tmp_path: Path, min_duration: float = 0.0, **overrides: Any) -> Circ
 @pytest.mark.parametrize(
     ("loss", "level", "fragment"),
     [
-        (0.0, H, "trading ACTIVE, daily loss 0 = 0.0% of the 100 limit"),
+        (0.0, H, "trading ACTIVE, daily loss 0.00 USDC = 0.0% of the 100.00 limit"),
         (11.9, H, "11.9%"),
-        (12.0, D, "12.0% of the 100 limit (warning at 12%)"),
+        (12.0, D, "12.0% of the 100.00 limit (warning at 12%)"),
         (14.99, D, "15.0%"),
         (15.0, C, "(critical at 15%)"),
         (80.0, C, "80.0%"),

@@ -67,7 +67,7 @@ def test_prometheus_config_is_valid(promtool: str) -> None:
 def test_alert_rules_are_valid(promtool: str) -> None:
     result = run(promtool, "check", "rules", "rules.yml")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "SUCCESS: 8 rules found" in result.stdout + result.stderr
+    assert "SUCCESS: 9 rules found" in result.stdout + result.stderr
 
 
 @pytest.mark.integration

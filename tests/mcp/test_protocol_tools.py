@@ -36,6 +36,7 @@ EXPECTED_TOOLS = [
     "get_risk_state",
     "get_metrics_summary",
     "get_gate_state",
+    "get_performance_report",
 ]
 
 
@@ -115,7 +116,8 @@ async def test_the_catalog_lists_the_three_servers_tools(tmp_path: Path) -> None
     await client.initialize()
     tools = (await client.request("tools/list"))["result"]["tools"]
     assert [tool["name"] for tool in tools] == EXPECTED_TOOLS
-    assert set(POLICIES) == set(EXPECTED_TOOLS)
+    # the trading view's tools (issue 11) have their own test: tests/mcp/test_trading_tools.py
+    assert set(POLICIES) == set(EXPECTED_TOOLS) | {"get_positions", "get_recent_trades", "get_pnl"}
     for tool in tools:
         assert tool["outputSchema"] == STATUS_OBJECT_SCHEMA
         assert tool["inputSchema"]["additionalProperties"] is False
@@ -323,7 +325,7 @@ async def test_the_sidecar_dispatcher_serves_only_the_registry_servers_tools(tmp
         OtherService(),
     ]
     dispatcher = build_dispatcher(settings, servers)
-    assert dispatcher.registry.names() == EXPECTED_TOOLS
+    assert dispatcher.registry.names() == [*EXPECTED_TOOLS, "get_positions", "get_recent_trades", "get_pnl"]
     assert dispatcher.page_size == settings.mcp_tools_page_size
     client = Client(dispatcher)
     await client.initialize()

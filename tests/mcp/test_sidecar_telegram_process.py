@@ -26,7 +26,14 @@ CHAT, OPERATOR, STRANGER = 4242, 1001, 6666
 READY_BOUND_SECONDS = 60.0  # generous: start-up on a loaded 2-core machine
 EXIT_BOUND_SECONDS = 15.0
 STOP_REQUIREMENT_SECONDS = 10.0
-SERVICES_AND_SERVERS = ("codebase_search", "testing", "monitoring", "risk_integrator", "telegram_commands")
+SERVICES_AND_SERVERS = (
+    "codebase_search",
+    "testing",
+    "monitoring",
+    "risk_integrator",
+    "telegram_commands",
+    "alert_rules",
+)
 
 
 def tiny_project(root: Path) -> Path:
@@ -120,7 +127,7 @@ async def test_all_answers_telegram_commands_and_stops_within_10_s_of_sigterm(tm
         stderr = StderrLog(process.stderr)
         try:
             try:
-                await stderr.wait_for("start-up finished: all 5 server(s) running", READY_BOUND_SECONDS)
+                await stderr.wait_for("start-up finished: all 6 server(s) running", READY_BOUND_SECONDS)
             except TimeoutError:
                 raise AssertionError(f"the sidecar did not start; stderr:\n{stderr.text()}") from None
             telegram.push_command("/status", chat_id=CHAT, user_id=STRANGER)  # not an operator: no answer
@@ -145,7 +152,7 @@ async def test_all_answers_telegram_commands_and_stops_within_10_s_of_sigterm(tm
     assert elapsed <= STOP_REQUIREMENT_SECONDS, f"stop took {elapsed:.2f} s; the requirement is 10 s"
     # the operator's /status, answered with the supervisor's own figures; the stranger's got nothing
     assert reply.chat_id == str(CHAT)
-    assert "summary: 5/5 servers running; overall " in reply.text
+    assert "summary: 6/6 servers running; overall " in reply.text
     for name in SERVICES_AND_SERVERS:
         assert f"servers.{name}: running, restarts 0" in reply.text
     assert sum(m.text.startswith("<b>/status</b>") for m in telegram.messages) == 1

@@ -129,6 +129,11 @@ async def sidecar(tmp_path: Path) -> AsyncIterator[Sidecar]:
         )
         try:
             await eventually(lambda: commands.application is not None and backend.supervisor is not None, "polling")
+            # every server ready, not only polling: /status must not race the monitoring server's start-up
+            supervisor = backend.supervisor
+            await eventually(
+                lambda: all(s["state"] == "running" for s in supervisor.statistics()["servers"].values()), "all ready"
+            )
             yield Sidecar(telegram, integrator, manager, commands, backend)
         finally:
             stop.set()
@@ -293,7 +298,7 @@ def test_commands_are_built_over_the_sidecar_s_own_servers(tmp_path: Path) -> No
     )
     monitoring, testing = ReadyServer("monitoring"), ReadyServer("testing")
     services, _ = build_services(settings, [monitoring, testing])
-    assert [s.name for s in services] == ["risk_integrator", "telegram_commands"]
+    assert [s.name for s in services] == ["risk_integrator", "telegram_commands", "alert_rules"]
     server = services[1]
     assert isinstance(server, TelegramCommandsServer) and isinstance(server, Server)
     assert server.backend.monitoring is monitoring and server.backend.testing is testing

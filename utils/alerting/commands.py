@@ -1,4 +1,5 @@
-"""Operator commands over Telegram: /status /health /coverage /scan /mute <minutes> /reset_mcp (and /help).
+"""Operator commands over Telegram: /status /health /coverage /scan /mute <minutes> /reset_mcp, the trading
+view's /pnl /positions /trades [n] /daily [days] (and /help).
 
 Deny by default: an update is handled only if its chat is TELEGRAM_CHAT_ID (or the staging chat) AND
 its sender is in TELEGRAM_ALLOWED_USER_IDS; with either list empty nobody is allowed. Denied updates
@@ -74,6 +75,27 @@ class CommandBackend(Protocol):
         """Reset the MCP circuit breaker."""
         ...
 
+    async def report(self) -> Reply:
+        """The 📊 PERFORMANCE REPORT now (issue 9)."""
+        ...
+
+    # --- trading view (issue 11) ---
+    async def pnl(self) -> Reply:
+        """Today's P&L against the daily-loss limit."""
+        ...
+
+    async def positions(self) -> Reply:
+        """What the bot holds."""
+        ...
+
+    async def trades(self, count: int) -> Reply:
+        """The `count` newest followed trades and what was done with them."""
+        ...
+
+    async def daily(self, days: int) -> Reply:
+        """P&L per day for the last `days` days."""
+        ...
+
 
 COMMANDS: dict[str, str] = {
     "status": "sidecar status",
@@ -82,6 +104,11 @@ COMMANDS: dict[str, str] = {
     "scan": "risk-parameter scan",
     "mute": "mute alerts: /mute <minutes>",
     "reset_mcp": "reset the MCP circuit breaker",
+    "report": "📊 performance report now",
+    "pnl": "today's P&L and the loss limit",
+    "positions": "what the bot holds",
+    "trades": "recent followed trades: /trades [n]",
+    "daily": "P&L per day: /daily [days]",
     "help": "this list",
 }
 
@@ -112,6 +139,15 @@ class AccessPolicy:
         return chat_id is not None and user_id is not None and chat_id in self.chat_ids and user_id in self.user_ids
 
 
+# --- trading view (issue 11): /trades [n] and /daily [days] ---
+DEFAULT_TRADES = 10
+MAX_TRADES = 50
+DEFAULT_DAYS = 7
+MAX_DAYS = 30
+TRADES_USAGE = f"Usage: /trades [n] — n a whole number from 1 to {MAX_TRADES} (default {DEFAULT_TRADES})"
+DAILY_USAGE = f"Usage: /daily [days] — days a whole number from 1 to {MAX_DAYS} (default {DEFAULT_DAYS})"
+
+
 class CommandUsageError(ValueError):
     """A command's arguments are wrong; the message is the reply (what was expected, what was received)."""
 
@@ -129,6 +165,22 @@ def parse_mute_minutes(args: Sequence[str]) -> int:
     if not 0 <= minutes <= MAX_MUTE_MINUTES:
         raise CommandUsageError(f"{MUTE_USAGE}; received {minutes}")
     return minutes
+
+
+def parse_optional_count(args: Sequence[str], default: int, maximum: int, usage: str) -> int:
+    """The optional whole number of `/trades [n]` or `/daily [days]` (1..maximum); CommandUsageError otherwise."""
+    if not args:
+        return default
+    if len(args) != 1:
+        raise CommandUsageError(f"{usage}; received {' '.join(args)!r}")
+    text = args[0].strip()
+    try:
+        count = int(text)
+    except ValueError:
+        raise CommandUsageError(f"{usage}; received {text[:40]!r}") from None
+    if not 1 <= count <= maximum:
+        raise CommandUsageError(f"{usage}; received {count}")
+    return count
 
 
 def _value(value: Any) -> str:
@@ -318,6 +370,10 @@ class TelegramCommands:
             return "\n".join(f"/{command} — {text}" for command, text in COMMANDS.items())
         if name == "mute":
             return await self.backend.mute(parse_mute_minutes(args))
+        if name == "trades":
+            return await self.backend.trades(parse_optional_count(args, DEFAULT_TRADES, MAX_TRADES, TRADES_USAGE))
+        if name == "daily":
+            return await self.backend.daily(parse_optional_count(args, DEFAULT_DAYS, MAX_DAYS, DAILY_USAGE))
         method: Callable[[], Awaitable[Reply]] = getattr(self.backend, name)
         return await method()
 

@@ -1,4 +1,4 @@
-// The dashboard's only script: polls /health and /api/history and draws the page.
+// The dashboard's only script: polls /api/trading, /health and /api/history and draws the page.
 // Plain DOM and SVG, no library and no build step. Text goes in through textContent only, never as HTML.
 "use strict";
 
@@ -6,12 +6,13 @@
   const SVG_NS = "http://www.w3.org/2000/svg";
   const ORDER = ["main_bot", "trade_executor", "circuit_breaker", "codebase_search", "testing", "monitoring",
     "sidecar", "host"];
-  const STATUSES = new Set(["healthy", "starting", "degraded", "critical"]);
+  const STATUSES = new Set(["healthy", "degraded", "critical", "starting"]);
   const body = document.body;
   const refreshMs = Math.max(1, Number(body.dataset.refreshSeconds) || 5) * 1000;
   const latencyBudget = Number(body.dataset.latencyBudgetMs) || null;
   const coverageTarget = Number(body.dataset.coverageTarget) || null;
   const cards = new Map();
+  const openFolds = new Set();
 
   const byId = (id) => document.getElementById(id);
   const el = (tag, cls, text) => {
@@ -31,32 +32,101 @@
     node.textContent = text ?? status;
   }
 
-  function formatValue(value) {
+  // A status the page does not know (a newer server) keeps its word but gets the neutral colour.
+  function setStatusBadge(node, raw) {
+    const word = raw === undefined || raw === null || raw === "" ? "unknown" : String(raw).toLowerCase();
+    setBadge(node, statusOf(word), word);
+  }
+
+  // --- human formatting: money with 2 decimals, relative times with the ISO time on hover ------------
+
+  const TIME_KEY = /(^|_)(at|time|timestamp|epoch|since|until)$/;
+  const EPOCH_MIN = 1e9, EPOCH_MAX = 1e11; // 2001 .. 5138: a number in a time-named field in this range is a moment
+  const LONG_ID = /^\d{16,}$|^0x[0-9a-fA-F]{24,}$/;
+
+  function groupDigits(integer) {
+    return integer.toLocaleString("en-US");
+  }
+
+  function formatNumber(value) {
+    if (!Number.isFinite(value)) return "–";
+    if (Number.isInteger(value)) return Math.abs(value) >= 10000 ? groupDigits(value) : String(value);
+    const abs = Math.abs(value);
+    if (abs >= 10000) return groupDigits(Math.round(value));
+    if (abs >= 1) return value.toFixed(2);
+    return String(Number(value.toPrecision(3)));
+  }
+
+  // A long token id or address as "…" and its last 6 characters (the full value is on hover).
+  function shortId(text) {
+    const value = String(text);
+    return LONG_ID.test(value) ? `…${value.slice(-6)}` : value;
+  }
+
+  function formatValue(value, key) {
     if (value === null || value === undefined) return "–";
     if (typeof value === "boolean") return value ? "yes" : "no";
     if (typeof value === "number") {
-      if (!Number.isFinite(value)) return "–";
-      if (Number.isInteger(value)) return String(value);
-      return Math.abs(value) >= 100 ? value.toFixed(1) : String(Number(value.toPrecision(3)));
+      if (key && TIME_KEY.test(key) && value >= EPOCH_MIN && value < EPOCH_MAX) return relativeTime(epochIso(value));
+      return formatNumber(value);
     }
-    if (Array.isArray(value)) return value.length ? value.map(formatValue).join(", ") : "none";
+    if (Array.isArray(value)) return value.length ? value.map((v) => formatValue(v)).join(", ") : "none";
     if (isPlainObject(value)) {
       const entries = Object.entries(value);
-      if (entries.length === 0) return "none";
-      if (entries.every(([, v]) => !isPlainObject(v))) {
-        return entries.map(([k, v]) => `${humanize(k)} ${formatValue(v)}`).join(" · ");
-      }
-      return JSON.stringify(value);
+      return entries.length === 0 ? "none" : `${entries.length} item(s)`;
     }
-    if (ISO_TIME.test(String(value))) return formatTime(value);
-    return String(value);
+    if (ISO_TIME.test(String(value))) return relativeTime(value);
+    return shortId(value);
   }
 
-  function formatTime(iso) {
-    if (!iso) return "–";
-    const date = new Date(iso);
-    return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleTimeString();
+  // The ISO time a figure stands for (for the hover title), or "".
+  function isoOf(value, key) {
+    if (typeof value === "number" && key && TIME_KEY.test(key) && value >= EPOCH_MIN && value < EPOCH_MAX) {
+      return epochIso(value);
+    }
+    if (typeof value === "string" && ISO_TIME.test(value)) return value;
+    if (typeof value === "string" && LONG_ID.test(value)) return value;
+    return "";
   }
+
+  const epochIso = (seconds) => new Date(seconds * 1000).toISOString();
+
+  function relativeTime(iso) {
+    if (!iso) return "–";
+    const then = new Date(iso).getTime();
+    if (Number.isNaN(then)) return String(iso);
+    const seconds = Math.round((Date.now() - then) / 1000);
+    const future = seconds < -1;
+    const s = Math.abs(seconds);
+    let text;
+    if (s < 60) text = `${s} s`;
+    else if (s < 3600) text = `${Math.floor(s / 60)} min`;
+    else if (s < 86400) text = `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+    else text = `${Math.floor(s / 86400)} d`;
+    return future ? `in ${text}` : `${text} ago`;
+  }
+
+  // A <time> element: relative text, ISO on hover.
+  function timeNode(iso) {
+    const node = el("time", "", relativeTime(iso));
+    if (iso) {
+      node.dateTime = iso;
+      node.title = new Date(iso).toISOString();
+    }
+    return node;
+  }
+
+  function usdc(value, signed = false) {
+    if (typeof value !== "number" || !Number.isFinite(value)) return "–";
+    const text = Math.abs(value).toFixed(2);
+    if (!signed) return value < 0 ? `−${text}` : text;
+    return value > 0 ? `+${text}` : value < 0 ? `−${text}` : text;
+  }
+
+  const pct = (value) => (typeof value === "number" && Number.isFinite(value) ? `${value.toFixed(1)}\u00a0%` : "–");
+  const price = (value) => (typeof value === "number" && Number.isFinite(value) ? value.toFixed(3) : "–");
+  const size = (value) => (typeof value === "number" && Number.isFinite(value) ? formatNumber(value) : "–");
+  const signClass = (value) => (value > 0 ? "pos" : value < 0 ? "neg" : "");
 
   function formatDuration(seconds) {
     if (typeof seconds !== "number" || !Number.isFinite(seconds)) return "–";
@@ -67,19 +137,30 @@
     return m ? `${m}m ${s % 60}s` : `${s % 60}s`;
   }
 
-  // One row per figure (at most two levels of nesting).
-  function fillFigures(dl, figures, depth = 0) {
+  // One labelled row per figure; a nested set of figures is folded into <details> (closed by default),
+  // and stays open across refreshes once the operator opened it.
+  function fillFigures(dl, figures, depth = 0, path = "") {
     const rows = [];
     for (const [key, value] of Object.entries(figures || {})) {
       const dd = el("dd");
-      // a set of sets (e.g. each check's interval and runs) becomes a nested list; a flat set fits on one line
-      if (isPlainObject(value) && Object.values(value).some(isPlainObject) && depth < 2) {
+      if (isPlainObject(value) && Object.keys(value).length > 0 && depth < 3) {
+        const id = `${path}/${key}`;
+        const details = el("details", "fold");
+        details.open = openFolds.has(id);
+        details.addEventListener("toggle", () => (details.open ? openFolds.add(id) : openFolds.delete(id)));
+        // the folded row names what is inside (e.g. "status · parameters · root")
+        const names = Object.keys(value).map(humanize).join(" · ");
+        details.append(el("summary", "", names.length > 60 ? `${names.slice(0, 59)}…` : names));
         const nested = el("dl", "figures nested");
-        fillFigures(nested, value, depth + 1);
-        dd.className = "block";
-        dd.append(nested);
+        fillFigures(nested, value, depth + 1, id);
+        details.append(nested);
+        dd.append(details);
+      } else if (isoOf(value, key) && (typeof value === "number" || ISO_TIME.test(String(value)))) {
+        dd.append(timeNode(isoOf(value, key)));
       } else {
-        dd.textContent = formatValue(value);
+        dd.textContent = formatValue(value, key);
+        const hover = isoOf(value, key);
+        if (hover) dd.title = hover;
       }
       rows.push(el("dt", "", humanize(key)), dd);
     }
@@ -133,17 +214,19 @@
       const status = statusOf(component.status);
       const card = cardFor(name);
       card.root.className = `card ${status}`;
-      setBadge(card.badge, status);
+      setStatusBadge(card.badge, component.status);
       card.message.textContent = component.message || "";
       card.error.textContent = component.error || "";
       card.error.hidden = !component.error;
-      fillFigures(card.figures, figuresOf(component));
-      const since = component.since ? `${status} since ${formatTime(component.since)}` : "";
-      const checked = component.checked_at ? `checked ${formatTime(component.checked_at)}` : "";
-      card.since.textContent = [since, checked].filter(Boolean).join(" · ");
+      fillFigures(card.figures, figuresOf(component), 0, name);
+      const parts = [];
+      if (component.since) parts.push(`${card.badge.textContent} since `, timeNode(component.since));
+      if (component.checked_at) parts.push(parts.length ? " · checked " : "checked ", timeNode(component.checked_at));
+      card.since.replaceChildren(...parts);
       container.append(card.root); // appending an existing node moves it: keeps the order without rebuilding
-      // starting: no verdict yet (first readings), which is not a problem
-      if (status !== "healthy" && status !== "starting") problems.push({ name, status, message: component.message || component.error || "" });
+      if (status !== "healthy" && status !== "starting") {
+        problems.push({ name, status, message: component.message || component.error || "" });
+      }
     }
     renderProblems(problems);
   }
@@ -163,7 +246,7 @@
     const state = breaker && breaker.trading_state;
     const status = state === "ACTIVE" ? "healthy" : state === "HALTED" ? "critical" : "unknown";
     setBadge(byId("breaker-badge"), status, state || "unknown");
-    fillFigures(byId("breaker"), breaker || {});
+    fillFigures(byId("breaker"), breaker || {}, 0, "breaker");
   }
 
   function renderGate(gate) {
@@ -173,12 +256,12 @@
       text = gate.heavy_work_allowed ? "open" : "deferred";
     }
     setBadge(byId("gate-badge"), status, text);
-    fillFigures(byId("gate"), gate || {});
+    fillFigures(byId("gate"), gate || {}, 0, "gate");
   }
 
   function renderHealth(report) {
     const overall = statusOf(report.status);
-    setBadge(byId("overall"), overall);
+    setStatusBadge(byId("overall"), report.status);
     document.title = `${overall} · polymarket-copy-bot monitoring`;
     byId("environment").textContent = report.environment || "–";
     byId("uptime").textContent = formatDuration(report.uptime_seconds);
@@ -237,20 +320,20 @@
 
     nodes.push(svg("line", { x1: left, y1: top, x2: left, y2: H - bottom, class: "axis" }));
     nodes.push(svg("line", { x1: left, y1: H - bottom, x2: W - right, y2: H - bottom, class: "axis" }));
-    nodes.push(svg("text", { x: left - 4, y: top + 3, class: "tick", "text-anchor": "end" }, formatValue(vmax)));
+    nodes.push(svg("text", { x: left - 4, y: top + 3, class: "tick", "text-anchor": "end" }, formatNumber(vmax)));
     nodes.push(svg("text", { x: left - 4, y: H - bottom, class: "tick", "text-anchor": "end" }, "0"));
-    const when = (t) => new Date(t * 1000).toLocaleTimeString();
+    const when = (t) => new Date(t * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
     nodes.push(svg("text", { x: left, y: H - 6, class: "tick" }, when(t0)));
     nodes.push(svg("text", { x: W - right, y: H - 6, class: "tick", "text-anchor": "end" }, when(t1)));
     if (reference) {
       const ry = y(reference.value);
       nodes.push(svg("line", { x1: left, y1: ry, x2: W - right, y2: ry, class: "reference" }));
       nodes.push(svg("text", { x: W - right, y: ry - 3, class: "tick reference-label", "text-anchor": "end" },
-        `${reference.label} ${formatValue(reference.value)}`));
+        `${reference.label} ${formatNumber(reference.value)}`));
     }
     if (offScale) {
       nodes.push(svg("text", { x: W - right, y: top + 3, class: "tick reference-label", "text-anchor": "end" },
-        `${offScale.label} ${formatValue(offScale.value)} (above)`));
+        `${offScale.label} ${formatNumber(offScale.value)} (above)`));
     }
     let legendX = left + 4;
     for (const s of drawn) {
@@ -262,7 +345,7 @@
       shape.dataset.series = s.name;
       nodes.push(shape);
       const last = s.points[s.points.length - 1][1];
-      nodes.push(svg("text", { x: legendX, y: 12, class: `legend ${s.cls}` }, `${s.name} ${formatValue(last)}`));
+      nodes.push(svg("text", { x: legendX, y: 12, class: `legend ${s.cls}` }, `${s.name} ${formatNumber(last)}`));
       legendX += 110;
     }
     target.replaceChildren(...nodes);
@@ -282,10 +365,209 @@
     });
   }
 
+  // --- the trading section (/api/trading) ------------------------------------------------------------
+
+  function cell(text, cls, label, title) {
+    const td = el("td", cls || "", text);
+    if (label) td.dataset.label = label;
+    if (title) td.title = title;
+    return td;
+  }
+
+  function emptyRow(tbody, columns, text) {
+    const row = el("tr", "empty");
+    const td = el("td", "", text);
+    td.colSpan = columns;
+    row.append(td);
+    tbody.replaceChildren(row);
+  }
+
+  // A bar of `used` percent (0..100+) inside a track; amber from 50 %, red from 80 %.
+  function meter(usedPercent, width = 300, height = 18) {
+    const used = Math.max(0, Number(usedPercent) || 0);
+    const level = used >= 80 ? "critical" : used >= 50 ? "degraded" : "healthy";
+    const node = svg("svg", { viewBox: `0 0 ${width} ${height}`, preserveAspectRatio: "none", class: "meter" });
+    node.append(svg("rect", { x: 0, y: 0, width, height, rx: 3, class: "track" }));
+    node.append(svg("rect", { x: 0, y: 0, width: (Math.min(used, 100) / 100) * width, height, rx: 3,
+      class: `fill ${level}` }));
+    return node;
+  }
+
+  function renderToday(view) {
+    const pnl = view.pnl || {};
+    const exposure = view.exposure || {};
+    byId("t-day").textContent = pnl.day ? `· ${pnl.day}` : "";
+    const mode = view.trading_state ? `${view.trading_mode || "?"} · ${view.trading_state}` : view.trading_mode || "no bot";
+    setBadge(byId("t-mode"), view.trading_state === "ACTIVE" ? "healthy" : view.trading_state ? "critical" : "unknown",
+      mode);
+    byId("t-equity").textContent = pnl.equity === null || pnl.equity === undefined ? "–" : `${usdc(pnl.equity)} USDC`;
+    byId("t-cash").textContent = pnl.cash === null || pnl.cash === undefined ? "" : `cash ${usdc(pnl.cash)}`;
+    const total = byId("t-pnl");
+    total.textContent = `${usdc(pnl.total_pnl, true)} USDC`;
+    total.className = `kpi-value ${signClass(pnl.total_pnl)}`;
+    byId("t-pnl-split").textContent =
+      `realized ${usdc(pnl.realized_pnl, true)} · unrealized ${usdc(pnl.unrealized_pnl, true)} · fees ${usdc(pnl.fees)}`;
+    byId("t-exposure").textContent = `${usdc(exposure.total)} USDC`;
+    byId("t-exposure-sub").textContent =
+      `${exposure.open_positions ?? 0} position(s) · ${pct(exposure.limit_used_percent)} of ${usdc(exposure.limit)}`;
+    const loss = byId("t-loss-text");
+    loss.textContent =
+      `lost ${usdc(pnl.daily_loss)} of ${usdc(pnl.max_daily_loss)} USDC (${pct(pnl.loss_limit_used_percent)} used)`;
+    loss.title = pnl.daily_loss_source === "breaker"
+      ? "the circuit breaker's count: equity now against equity at the start of the trading day"
+      : "today's realized and unrealized P&L";
+    const gauge = meter(pnl.loss_limit_used_percent);
+    const target = byId("t-gauge");
+    target.replaceChildren(...gauge.childNodes);
+    target.dataset.used = String(pnl.loss_limit_used_percent ?? 0);
+  }
+
+  function renderPositions(rows) {
+    const tbody = byId("positions");
+    byId("t-positions-count").textContent = `(${rows.length})`;
+    if (rows.length === 0) return emptyRow(tbody, 7, "No open positions.");
+    tbody.replaceChildren(...rows.map((p) => {
+      const row = el("tr");
+      const market = cell(p.market_title, "market", "Market", `token ${p.token_id}`);
+      const exposure = cell("", "exposure", "Exposure / limit");
+      exposure.append(meter(p.exposure_limit_used_percent, 100, 8),
+        el("span", "", ` ${usdc(p.exposure)} / ${usdc(p.exposure_limit)} (${pct(p.exposure_limit_used_percent)})`));
+      row.append(market, cell(p.outcome || "–", "", "Outcome"), cell(size(p.size), "num", "Size"),
+        cell(price(p.avg_price), "num", "Avg price"), cell(price(p.mark), "num", "Mark"),
+        cell(usdc(p.unrealized_pnl, true), `num ${signClass(p.unrealized_pnl)}`, "Unrealized P&L"), exposure);
+      return row;
+    }));
+  }
+
+  function renderTrades(rows) {
+    const tbody = byId("trades");
+    if (rows.length === 0) return emptyRow(tbody, 9, "No followed trades yet.");
+    tbody.replaceChildren(...rows.map((t) => {
+      const row = el("tr", `decision-${t.decision}`);
+      const when = cell("", "", "When");
+      when.append(timeNode(t.seen_at));
+      const market = cell(t.outcome ? `${t.market_title} · ${t.outcome}` : t.market_title, "market", "Market");
+      const decision = cell("", "", "Decision");
+      decision.append(el("span", `pill ${t.decision}`, t.decision));
+      // an order that failed has no deny reason in the ledger: say what happened instead of a blank
+      const why = t.deny_reasons && t.deny_reasons.length ? t.deny_reasons.join(", ").replace(/_/g, " ")
+        : t.decision === "error" ? "order failed" : t.decision === "pending" ? "deciding" : "–";
+      const latency = typeof t.latency_ms === "number" ? `${formatNumber(t.latency_ms)} ms` : "–";
+      row.append(when, cell(t.followed_wallet, "mono", "Wallet"), market, cell(t.side, `side ${t.side}`, "Side"),
+        cell(size(t.size), "num", "Size"), cell(price(t.price), "num", "Price"), decision,
+        cell(why, "reason", "Why denied"), cell(latency, "num", "Latency"));
+      return row;
+    }));
+  }
+
+  function renderWallets(rows) {
+    const tbody = byId("wallets");
+    if (rows.length === 0) return emptyRow(tbody, 3, "No followed trades yet.");
+    tbody.replaceChildren(...rows.map((w) => {
+      const row = el("tr");
+      row.append(cell(w.wallet, "mono", "Wallet"), cell(String(w.copied), "num", "Copied"),
+        cell(String(w.denied), "num", "Denied"));
+      return row;
+    }));
+  }
+
+  function drawDenials(target, rows) {
+    const W = 360, rowH = 22, left = 150, right = 40;
+    if (rows.length === 0) {
+      target.setAttribute("viewBox", `0 0 ${W} 60`);
+      target.replaceChildren(svg("text", { x: W / 2, y: 34, class: "empty", "text-anchor": "middle" },
+        "no denials today"));
+      return;
+    }
+    const shown = rows.slice(0, 8);
+    const H = shown.length * rowH + 8;
+    target.setAttribute("viewBox", `0 0 ${W} ${H}`);
+    const top = Math.max(...shown.map((r) => r.count));
+    const nodes = [];
+    shown.forEach((r, i) => {
+      const y = 4 + i * rowH;
+      const label = String(r.reason).replace(/_/g, " ");
+      nodes.push(svg("text", { x: left - 6, y: y + 14, class: "tick bar-label", "text-anchor": "end" },
+        label.length > 24 ? `${label.slice(0, 23)}…` : label));
+      const width = Math.max(2, (r.count / top) * (W - left - right));
+      nodes.push(svg("rect", { x: left, y: y + 3, width, height: rowH - 8, rx: 2, class: "bar" }));
+      nodes.push(svg("text", { x: left + width + 4, y: y + 14, class: "tick" }, String(r.count)));
+    });
+    target.replaceChildren(...nodes);
+  }
+
+  // The day's equity: scaled between its own low and high (it rarely moves far from the start).
+  function drawEquity(target, points, startEquity) {
+    const W = 360, H = 160, left = 52, right = 8, top = 14, bottom = 22;
+    const data = (points || [])
+      .map(([iso, v]) => [new Date(iso).getTime() / 1000, v])
+      .filter(([t, v]) => Number.isFinite(t) && Number.isFinite(v));
+    if (data.length === 0) {
+      target.replaceChildren(svg("text", { x: W / 2, y: H / 2, class: "empty", "text-anchor": "middle" },
+        "no equity recorded today yet"));
+      return;
+    }
+    const values = data.map((p) => p[1]).concat(Number.isFinite(startEquity) ? [startEquity] : []);
+    let lo = Math.min(...values), hi = Math.max(...values);
+    if (hi - lo < 0.01) { lo -= 1; hi += 1; }
+    const pad = (hi - lo) * 0.1;
+    lo -= pad; hi += pad;
+    const t0 = data[0][0], t1 = data[data.length - 1][0];
+    const x = (t) => left + (t1 === t0 ? (W - left - right) / 2 : ((t - t0) / (t1 - t0)) * (W - left - right));
+    const y = (v) => top + (1 - (v - lo) / (hi - lo)) * (H - top - bottom);
+    const when = (t) => new Date(t * 1000).toLocaleTimeString([], t1 - t0 < 600
+      ? { hour: "2-digit", minute: "2-digit", second: "2-digit" } : { hour: "2-digit", minute: "2-digit" });
+    const nodes = [
+      svg("line", { x1: left, y1: top, x2: left, y2: H - bottom, class: "axis" }),
+      svg("line", { x1: left, y1: H - bottom, x2: W - right, y2: H - bottom, class: "axis" }),
+      svg("text", { x: left - 4, y: top + 4, class: "tick", "text-anchor": "end" }, hi.toFixed(2)),
+      svg("text", { x: left - 4, y: H - bottom, class: "tick", "text-anchor": "end" }, lo.toFixed(2)),
+      svg("text", { x: left, y: H - 6, class: "tick" }, when(t0)),
+      svg("text", { x: W - right, y: H - 6, class: "tick", "text-anchor": "end" }, when(t1)),
+    ];
+    if (Number.isFinite(startEquity)) {
+      const sy = y(startEquity);
+      nodes.push(svg("line", { x1: left, y1: sy, x2: W - right, y2: sy, class: "baseline" }));
+      nodes.push(svg("text", { x: W - right, y: sy - 3, class: "tick", "text-anchor": "end" },
+        `day start ${startEquity.toFixed(2)}`));
+    }
+    if (data.length === 1) {
+      nodes.push(svg("circle", { cx: x(data[0][0]), cy: y(data[0][1]), r: 2.5, class: "dot s1" }));
+    } else {
+      const path = data.map((p) => `${x(p[0]).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
+      nodes.push(svg("polyline", { points: path, class: "line s1" }));
+    }
+    target.replaceChildren(...nodes);
+  }
+
+  function renderTrading(view) {
+    const note = byId("trading-note");
+    const problems = [view.message, view.snapshot_problem].filter(Boolean);
+    note.textContent = problems.join(" · ");
+    note.hidden = problems.length === 0;
+    renderToday(view);
+    drawEquity(byId("chart-equity"), view.equity_curve, (view.pnl || {}).day_start_equity);
+    renderPositions(view.positions || []);
+    renderTrades(view.recent_trades || []);
+    renderWallets(view.followed_wallets || []);
+    drawDenials(byId("chart-denials"), view.deny_reasons || []);
+  }
+
+  function markTradingUnavailable(error) {
+    const note = byId("trading-note");
+    note.textContent = `trading view unavailable (${error.message}); retrying`;
+    note.hidden = false;
+  }
+
   // --- polling -------------------------------------------------------------------------------------
 
   async function fetchJson(url) {
     const response = await fetch(url, { cache: "no-store", headers: { Accept: "application/json" } });
+    if (response.status === 401) {
+      // beyond loopback the page needs the token: the sign-in form sets the cookie and comes back
+      window.location.assign("/login");
+      throw new Error("sign-in needed");
+    }
     // /health answers 503 with the full report when the overall status is critical
     if (!response.ok && !(url === "/health" && response.status === 503)) {
       throw new Error(`${url} answered HTTP ${response.status}`);
@@ -296,7 +578,7 @@
   function markUpdated(report) {
     const now = new Date();
     const stamp = byId("last-updated");
-    stamp.textContent = now.toLocaleTimeString();
+    stamp.textContent = now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
     stamp.dateTime = now.toISOString();
     stamp.title = report.generated_at ? `report generated at ${report.generated_at}` : "";
     const connection = byId("connection");
@@ -313,9 +595,11 @@
 
   async function refresh() {
     try {
+      const trading = fetchJson("/api/trading").then(renderTrading).catch(markTradingUnavailable);
       const [report, historyData] = await Promise.all([fetchJson("/health"), fetchJson("/api/history")]);
       renderHealth(report);
       renderHistory(historyData);
+      await trading;
       markUpdated(report);
     } catch (error) {
       markOffline(error);
