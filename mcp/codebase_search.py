@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from config.settings import Settings, get_settings
+from mcp.containment.heavy import run_heavy
 from mcp.protocol.clip import clip
 from mcp.search.cache import ScanCache
 from mcp.search.matcher import validate_names
@@ -161,7 +162,7 @@ class CodebaseSearchServer:
             return {"status": "deferred", "reason": reason}
         async with self._lock:
             try:
-                report = await asyncio.to_thread(self._scan_blocking, self.parameters, self._cache)
+                report = await run_heavy(self._scan_blocking, self.parameters, self._cache)
             except Exception as e:  # contained: the server keeps serving the last report
                 self._consecutive_failures += 1
                 self._scan_status, self._reason = "error", f"{type(e).__name__}: {e}"
@@ -228,7 +229,7 @@ class CodebaseSearchServer:
             if not allowed:
                 return {"status": "deferred", "reason": reason, "parameter": parameter}
             try:
-                report = await asyncio.to_thread(self._scan_blocking, [parameter], None)
+                report = await run_heavy(self._scan_blocking, [parameter], None)
             except Exception as e:  # reported as the tool's result, the server goes on
                 logger.exception("one-off scan for %s failed", parameter)
                 return {"status": "error", "error": f"{type(e).__name__}: {e}", "parameter": parameter}
@@ -249,7 +250,7 @@ class CodebaseSearchServer:
     ) -> dict[str, Any]:
         """Search the tree's files for a literal (default) or a regex; glob filters paths (relative to the root)."""
         try:
-            return await asyncio.to_thread(self._search_blocking, pattern, bool(regex), glob, max_results)
+            return await run_heavy(self._search_blocking, pattern, bool(regex), glob, max_results)
         except SearchError as e:
             return {"status": "error", "error": str(e), "pattern": clip(pattern)}
         except OSError as e:

@@ -30,9 +30,11 @@ def _codebase_search(settings: Settings, gate: Gate | None) -> Server:
 
 
 def _testing(settings: Settings, gate: Gate | None) -> Server:
+    from mcp.containment.runtime import get_process_containment
     from mcp.testing_server import TestingServer
 
-    return TestingServer(settings, gate=gate)
+    # issue 10: runs get a cgroup and a record in STATE_DIR, cleaned up by the next sidecar if this one is killed
+    return TestingServer(settings, gate=gate, containment=get_process_containment(settings.state_dir))
 
 
 def _monitoring(settings: Settings, gate: Gate | None) -> Server:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings, get_settings
+from mcp.containment.runtime import Containment
 from mcp.testing.cli import test_command
 from mcp.testing.execute import Execution, RunLimits, execute_run
 from mcp.testing.history import HISTORY_FILE_NAME, HistoryError, HistoryStore
@@ -93,8 +94,11 @@ class TestingServer:
         output_limit_bytes: int = DEFAULT_OUTPUT_LIMIT_BYTES,
         environ: Mapping[str, str] | None = None,
         clock: Callable[[], datetime] = _utc_now,
+        containment: Containment | None = None,
     ) -> None:
         self._settings = settings
+        # None: each run is still led by the wrapper under SCHED_IDLE, but has no cgroup and no record
+        self._containment = containment
         if project_root is None:
             # the settings describe their own project: take its interpreter, paths and packages too
             project_root = self._setting("mcp_testing_project_root")
@@ -156,9 +160,15 @@ class TestingServer:
     # --- Server protocol ----------------------------------------------------------------------------
 
     async def run(self, ready: asyncio.Event) -> None:
-        """Idle server: ready at once, works only when a tool is called; runs until cancelled."""
+        """Idle server: ready once the leftovers of a killed sidecar are cleaned up; runs until cancelled."""
+        if self._containment is not None:
+            await asyncio.to_thread(self._containment.start)
         ready.set()
         await asyncio.Event().wait()
+
+    def isolation(self) -> dict[str, Any] | None:
+        """The isolation of the test runs (None before start or without containment)."""
+        return None if self._containment is None else self._containment.describe()
 
     def health(self) -> dict[str, Any]:
         """Cheap view: running or idle, the last run's status and coverage, history problems."""
@@ -273,6 +283,7 @@ class TestingServer:
                 priority=await asyncio.to_thread(system_priority_plan, self._niceness),
                 base_env=os.environ if self._environ is None else self._environ,
                 reporter=reporter,
+                containment=self._containment,
             )
         except SpawnError as e:
             message = f"could not start the test run: {e}"

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mcp.containment.runtime import Containment
 from mcp.testing.plan import RunPlan
 from mcp.testing.progress import ProgressParser, ProgressReporter
 from mcp.testing.results import (
@@ -100,6 +101,7 @@ async def execute_run(
     priority: PriorityPlan,
     base_env: Mapping[str, str],
     reporter: ProgressReporter,
+    containment: Containment | None = None,
 ) -> Execution:
     """Run the plan's tests under coverage and return the parsed outcome; never raises for a bad suite.
 
@@ -108,6 +110,9 @@ async def execute_run(
     started = time.monotonic()
     deadline = started + limits.timeout_seconds
     workdir = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="mcp-testing-"))
+    if containment is not None:
+        # recorded, so a sidecar killed mid-run has its folder removed at the next start
+        await asyncio.to_thread(containment.track_folder, workdir)
     try:
         junit_xml, coverage_json = workdir / "junit.xml", workdir / "coverage.json"
         env = child_environment(base_env, workdir / DATA_FILE_NAME)
@@ -129,13 +134,16 @@ async def execute_run(
             priority=priority,
             sink=on_output,
             kill_grace=limits.kill_grace_seconds,
+            containment=containment,
         )
         notes: list[str] = []
         timed_out = tests.timed_out
         if not timed_out:
             await reporter.tests_progressed(parser.state)
             await reporter.reporting(f"{parser.state.done} tests finished; writing the coverage report")
-            timed_out = await _write_coverage_json(plan, workdir, coverage_json, env, deadline, limits, priority, notes)
+            timed_out = await _write_coverage_json(
+                plan, workdir, coverage_json, env, deadline, limits, priority, notes, containment
+            )
         output = tail.text()
         reports = await asyncio.to_thread(_read_reports, junit_xml, coverage_json, plan.root, output)
         report, counts = reports.coverage, reports.counts
@@ -167,6 +175,8 @@ async def execute_run(
         )
     finally:
         await asyncio.to_thread(shutil.rmtree, workdir, True)
+        if containment is not None:
+            await asyncio.to_thread(containment.untrack_folder, workdir)
 
 
 async def _write_coverage_json(
@@ -178,6 +188,7 @@ async def _write_coverage_json(
     limits: RunLimits,
     priority: PriorityPlan,
     notes: list[str],
+    containment: Containment | None = None,
 ) -> bool:
     """`coverage json` (after `coverage combine` when only parallel data files exist); True on timeout."""
     has_data, has_parallel = await asyncio.to_thread(_data_files, workdir)
@@ -196,6 +207,7 @@ async def _write_coverage_json(
             tail=step_tail,
             priority=priority,
             kill_grace=limits.kill_grace_seconds,
+            containment=containment,
         )
         if outcome.timed_out:
             return True

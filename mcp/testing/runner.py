@@ -1,5 +1,6 @@
-"""Run one command of a test run as a contained subprocess: no shell, stdin closed, own process group,
-low priority, bounded output, and a timeout that kills the whole group (grandchildren included).
+"""Run one command of a test run as a contained subprocess: no shell, stdin closed, own process group led
+by a wrapper that dies with the sidecar (mcp.containment.wrapper), SCHED_IDLE, bounded output, and a
+timeout that kills the whole group (grandchildren included; with a cgroup, setsid escapes too).
 
 Priority: the command is wrapped in the `nice` and `ionice` executables when they exist (resolved with
 `shutil.which`), so the low priority holds from the first instruction and no `preexec_fn` (unsafe with
@@ -19,13 +20,14 @@ import logging
 import os
 import shutil
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
+from mcp.containment.runtime import Containment, RunSlot, wrapper_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -225,25 +227,10 @@ async def _pump(stream: asyncio.StreamReader, tail: OutputTail, sink: OutputSink
             await asyncio.sleep(_BATCH_SECONDS)
 
 
-# Runs first in the child: asks the kernel to SIGKILL it when its parent (the sidecar) dies, then execs the
-# real command. Without it a sidecar killed with SIGKILL would leave a test run (maybe a hanging one)
-# running with nobody to enforce its timeout. The setting survives exec; preexec_fn is avoided on purpose
-# (it is unsafe in a process with threads).
-_ORPHAN_GUARD = (
-    "import ctypes, os, signal, sys\n"
-    "try:\n"
-    "    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG\n"
-    "except (OSError, AttributeError):\n"
-    "    pass  # not Linux: the timeout still applies while the sidecar lives\n"
-    "os.execvp(sys.argv[1], sys.argv[1:])\n"
-)
-
-
-def orphan_guard_prefix(python: str = sys.executable) -> list[str]:
-    """The prefix that makes a test run die with the sidecar (Linux); empty elsewhere."""
-    if not sys.platform.startswith("linux"):
-        return []
-    return [python, "-c", _ORPHAN_GUARD]
+def contained_prefix(slot: RunSlot | None) -> list[str]:
+    """The wrapper that leads the run's process group, dies with the sidecar and kills its group (and cgroup)
+    when the run ends or the sidecar dies (mcp.containment.wrapper); it also puts the run under SCHED_IDLE."""
+    return slot.prefix() if slot is not None else wrapper_prefix()
 
 
 async def run_process(
@@ -256,15 +243,50 @@ async def run_process(
     priority: PriorityPlan,
     sink: OutputSink | None = None,
     kill_grace: float = DEFAULT_KILL_GRACE_SECONDS,
+    containment: Containment | None = None,
 ) -> ProcessOutcome:
-    """Run `priority.prefix + argv` contained; stdout and stderr go to `tail` (and `sink`, as text)."""
-    started = time.monotonic()
+    """Run `priority.prefix + argv` contained; stdout and stderr go to `tail` (and `sink`, as text).
+
+    With `containment`, the run also gets a cgroup (where writable) and a record in STATE_DIR.
+    """
     command = [*priority.prefix, *argv]
     if shutil.which(command[0]) is None:
-        # checked here because the orphan guard execs the command itself: a missing program would
+        # checked here because the wrapper starts the command itself: a missing program would
         # otherwise surface as an exit code instead of a clear spawn error
         raise SpawnError(errno.ENOENT, f"cannot start {command[0]!r} (cwd {cwd}): no such executable")
-    command = [*orphan_guard_prefix(), *command]
+    slot = await asyncio.to_thread(containment.open_run) if containment is not None else None
+    try:
+        return await _run_contained(
+            [*contained_prefix(slot), *command],
+            cwd,
+            env,
+            time_limit,
+            tail,
+            priority,
+            sink,
+            kill_grace,
+            slot,
+            containment,
+        )
+    finally:
+        if slot is not None and containment is not None:
+            # whatever escaped the group (setsid) but not the cgroup goes now
+            await asyncio.shield(asyncio.to_thread(containment.close_run, slot))
+
+
+async def _run_contained(
+    command: list[str],
+    cwd: Path,
+    env: Mapping[str, str],
+    time_limit: float,
+    tail: OutputTail,
+    priority: PriorityPlan,
+    sink: OutputSink | None,
+    kill_grace: float,
+    slot: RunSlot | None,
+    containment: Containment | None,
+) -> ProcessOutcome:
+    started = time.monotonic()
     try:
         proc = await asyncio.create_subprocess_exec(
             *command,
@@ -281,6 +303,8 @@ async def run_process(
     except OSError as e:
         raise SpawnError(e.errno, f"cannot start {command[0]!r} (cwd {cwd}): {e.strerror or e}") from e
     apply_priority_after_spawn(proc.pid, priority)
+    if slot is not None and containment is not None:
+        await asyncio.to_thread(containment.run_started, slot, proc.pid)
     if proc.stdout is None:  # cannot happen with stdout=PIPE; checked so the type is narrowed honestly
         raise SpawnError(0, "the child's stdout pipe is missing")
     reader = asyncio.create_task(_pump(proc.stdout, tail, sink), name=f"test-output-{proc.pid}")

@@ -239,7 +239,8 @@ class TestRunProcess:
         # the fallback sets the priority right after spawn: the child waits a moment before looking
         script = (
             "import os, sys, time; time.sleep(0.5); "
-            "print(repr(sys.stdin.read()), os.getpriority(os.PRIO_PROCESS, 0), os.getpgid(0) == os.getpid())"
+            # the group's leader is the wrapper (mcp.containment.wrapper), the command's parent
+            "print(repr(sys.stdin.read()), os.getpriority(os.PRIO_PROCESS, 0), os.getpgid(0) == os.getppid())"
         )
         target = os.getpriority(os.PRIO_PROCESS, 0) + 3
         outcome = await run_process(

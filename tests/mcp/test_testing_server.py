@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from config.settings import Settings
@@ -329,7 +330,8 @@ async def test_a_hanging_suite_times_out_and_its_whole_process_tree_dies(tmp_pat
         await asyncio.sleep(0.025)
     assert not run.done(), f"the run ended before the test hung: {run.result()}"
     leader, pgid, in_group, escaped = (int(x) for x in pid_file.read_text().split())
-    assert pgid == leader  # the test process leads its own group, apart from ours
+    # the run's group is led by the wrapper (the test process's parent), apart from ours
+    assert pgid == psutil.Process(leader).ppid()
     assert pgid != os.getpgid(0)
     busy = await server.run_tests(force=True)
     assert busy["status"] == "busy" and server.health()["running"] is True
@@ -385,7 +387,9 @@ async def test_a_chatty_low_priority_suite_is_capped_and_the_secrets_never_reach
         "    assert 'TELEGRAM_BOT_TOKEN' not in os.environ and 'CLOB_API_SECRET' not in os.environ\n"
         "    assert os.environ['PYTHONDONTWRITEBYTECODE'] == '1'\n"
         "    assert os.getpriority(os.PRIO_PROCESS, 0) >= 10\n"
-        "    assert os.getpgid(0) == os.getpid()\n\n\n"
+        # issue 10: led by the wrapper (our parent, after nice/ionice exec), under SCHED_IDLE (nice 19 if refused)
+        "    assert os.getpgid(0) == os.getppid()\n"
+        "    assert os.sched_getscheduler(0) == os.SCHED_IDLE or os.getpriority(os.PRIO_PROCESS, 0) == 19\n\n\n"
         "def test_chatty():\n    print('noise ' * 50_000)\n    assert False, 'chatty failure'\n"
     )
     root = write_project(tmp_path / "proj", {"tests/test_chatty.py": chatty})
