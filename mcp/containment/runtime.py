@@ -55,9 +55,6 @@ class RunSlot:
     run_id: str
     cgroup_dirs: list[str]
 
-    def prefix(self) -> list[str]:
-        return wrapper_prefix(self.cgroup_dirs)
-
 
 class Containment:
     """Isolation of one sidecar process's heavy work; see the module docstring."""

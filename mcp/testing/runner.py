@@ -94,6 +94,8 @@ class PriorityPlan:
     prefix: tuple[str, ...]
     set_niceness_after_spawn: int | None
     set_idle_io_after_spawn: bool
+    # issue 10: the run's wrapper puts itself (so the whole run) under SCHED_IDLE, nice 19 where refused
+    sched_idle: bool = False
 
 
 def plan_priority(
@@ -117,7 +119,7 @@ def plan_priority(
             prefix += [ionice_path, "-c", "3", "-t"]
         else:
             idle_after = True
-    return PriorityPlan(tuple(prefix), renice, idle_after)
+    return PriorityPlan(tuple(prefix), renice, idle_after, sched_idle=target_niceness is not None)
 
 
 def system_priority_plan(target_niceness: int | None) -> PriorityPlan:
@@ -227,10 +229,10 @@ async def _pump(stream: asyncio.StreamReader, tail: OutputTail, sink: OutputSink
             await asyncio.sleep(_BATCH_SECONDS)
 
 
-def contained_prefix(slot: RunSlot | None) -> list[str]:
+def contained_prefix(slot: RunSlot | None, priority: PriorityPlan) -> list[str]:
     """The wrapper that leads the run's process group, dies with the sidecar and kills its group (and cgroup)
     when the run ends or the sidecar dies (mcp.containment.wrapper); it also puts the run under SCHED_IDLE."""
-    return slot.prefix() if slot is not None else wrapper_prefix()
+    return wrapper_prefix(slot.cgroup_dirs if slot is not None else (), idle=priority.sched_idle)
 
 
 async def run_process(
@@ -257,7 +259,7 @@ async def run_process(
     slot = await asyncio.to_thread(containment.open_run) if containment is not None else None
     try:
         return await _run_contained(
-            [*contained_prefix(slot), *command],
+            [*contained_prefix(slot, priority), *command],
             cwd,
             env,
             time_limit,

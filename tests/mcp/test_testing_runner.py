@@ -180,7 +180,8 @@ class TestEnvironment:
 class TestPriority:
     def test_wrappers_reach_the_target_niceness(self) -> None:
         plan = plan_priority(10, 0, "/usr/bin/nice", "/usr/bin/ionice")
-        assert plan == PriorityPlan(("/usr/bin/nice", "-n", "10", "/usr/bin/ionice", "-c", "3", "-t"), None, False)
+        nice_ionice = ("/usr/bin/nice", "-n", "10", "/usr/bin/ionice", "-c", "3", "-t")
+        assert plan == PriorityPlan(nice_ionice, None, False, sched_idle=True)
 
     def test_already_nice_enough_adds_no_nice(self) -> None:
         plan = plan_priority(10, 12, "/usr/bin/nice", "/usr/bin/ionice")
@@ -188,10 +189,11 @@ class TestPriority:
         assert plan_priority(10, 4, "/usr/bin/nice", None).prefix == ("/usr/bin/nice", "-n", "6")
 
     def test_missing_executables_fall_back_to_after_spawn(self) -> None:
-        assert plan_priority(10, 0, None, None) == PriorityPlan((), 10, True)
+        assert plan_priority(10, 0, None, None) == PriorityPlan((), 10, True, sched_idle=True)
 
     def test_no_target_means_no_change(self) -> None:
-        assert plan_priority(None, 0, "/usr/bin/nice", "/usr/bin/ionice") == PriorityPlan((), None, False)
+        # no SCHED_IDLE either: the run keeps the sidecar's priority
+        assert plan_priority(None, 0, "/usr/bin/nice", "/usr/bin/ionice") == PriorityPlan((), None, False, False)
 
 
 class TestOutputTail:
