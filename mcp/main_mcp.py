@@ -45,6 +45,7 @@ import psutil
 
 from config.mcp_config import EXIT_BAD_CONFIG, load_or_exit
 from config.settings import Settings
+from mcp.containment.runtime import get_process_containment
 from mcp.registry import SERVERS, ServerFactory, build_servers, build_services, integrator_gate, selected_servers
 from mcp.server import Server
 from mcp.status import STATUS_FILE_NAME, status_command
@@ -159,6 +160,9 @@ async def serve(
         alert_timeout=ALERT_TIMEOUT_SECONDS,
         status_file=Path(settings.state_dir) / STATUS_FILE_NAME,
     )
+    # issue 10: clean up after a killed sidecar and decide heavy work's isolation before any server works
+    containment = get_process_containment(Path(settings.state_dir))
+    await asyncio.to_thread(containment.start)
     for server in servers:
         # the monitoring server judges its siblings from the supervisor's own records (no file round-trip)
         wire = getattr(server, "set_server_states", None)
@@ -170,6 +174,7 @@ async def serve(
     try:
         outcome = await supervisor.run(stop)
     finally:
+        await asyncio.to_thread(containment.stop)
         if install_signal_handlers:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(signum)

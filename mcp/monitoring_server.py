@@ -14,6 +14,7 @@ http://DASHBOARD_HOST:DASHBOARD_PORT/, on the same event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -25,6 +26,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings, get_settings
+from mcp.containment.runtime import process_isolation
 from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, ResetBreaker
 from mcp.dashboard.serve import integrator_reset, start_dashboard
 from mcp.monitoring.gate import GateStatusSource, IntegratorGateStatus
@@ -118,6 +120,8 @@ class MonitoringServer:
             gate_status=IntegratorGateStatus(self.settings) if gate_status is None else gate_status,
             alert_stats=self._alert_stats,
             on_round=self._after_round,
+            # issue 10: /health says which isolation keeps heavy work from hurting trading
+            isolation=functools.partial(process_isolation, Path(self.settings.state_dir)),
         )
         self.serve_metrics = self.settings.metrics_enabled if serve_metrics is None else serve_metrics
         self.metrics_host = self.settings.dashboard_host if metrics_host is None else metrics_host

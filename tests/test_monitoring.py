@@ -93,7 +93,10 @@ async def test_the_report_has_the_agreed_shape(tmp_path: Path) -> None:
         "components",
         "circuit_breaker",
         "gate",
+        "isolation",  # issue 10: which isolation keeps heavy work from hurting trading
     }
+    # not started in this process (serve() decides it): said, not guessed
+    assert report["isolation"]["isolation"] is None and "starting" in report["isolation"]["note"]
     assert list(report["components"]) == [
         "main_bot",
         "trade_executor",

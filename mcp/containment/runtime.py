@@ -146,6 +146,8 @@ class Containment:
 
     def describe(self) -> dict[str, Any]:
         """For /health and the dashboard: the isolation in effect and its figures."""
+        if not self._started:
+            return {"isolation": None, "note": "not decided yet (the sidecar is starting)"}
         return {
             "isolation": self.isolation.value,
             "heavy_priority": self.heavy_priority.value,
@@ -205,20 +207,29 @@ class Containment:
 
     def stop(self) -> None:
         """At a clean exit: kill the heavy cgroup (and runs in it), drop the record. Blocking."""
-        heavy.set_thread_hook(None)
-        if self._heavy is not None:
-            self._heavy.kill()
-        if self._ledger is not None and not self._ledger.runs and not self._ledger.folders:
-            self._ledger.remove()
+        with self._lock:
+            heavy.set_thread_hook(None)
+            if self._heavy is not None:
+                self._heavy.kill()
+                self._heavy = None
+            if self._ledger is not None and not self._ledger.runs and not self._ledger.folders:
+                self._ledger.remove()
+            self._started = False
 
 
-_PROCESS: dict[str, Containment] = {}
+_PROCESS: dict[Path, Containment] = {}
 _PROCESS_LOCK = threading.Lock()
 
 
 def get_process_containment(state_dir: Path) -> Containment:
-    """This process's containment (made on first use; `start()` it off the event loop)."""
+    """This process's containment for `state_dir` (made on first use; `start()` it off the event loop)."""
+    key = Path(state_dir).absolute()
     with _PROCESS_LOCK:
-        if "it" not in _PROCESS:
-            _PROCESS["it"] = Containment(Path(state_dir))
-        return _PROCESS["it"]
+        if key not in _PROCESS:
+            _PROCESS[key] = Containment(key)
+        return _PROCESS[key]
+
+
+def process_isolation(state_dir: Path) -> dict[str, Any]:
+    """/health's `isolation` block: what the process's containment says (nothing is started here)."""
+    return get_process_containment(state_dir).describe()

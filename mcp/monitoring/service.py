@@ -101,8 +101,10 @@ class MonitoringService:
         check_timeout: float = DEFAULT_CHECK_TIMEOUT_SECONDS,
         history_size: int = HISTORY_SIZE,
         on_round: Callable[[MonitoringService], None] | None = None,
+        isolation: Callable[[], Mapping[str, Any]] | None = None,
     ) -> None:
         self.settings = settings
+        self._isolation = isolation  # issue 10: which isolation keeps heavy work from hurting trading
         self.scheduler = Scheduler(checks, timeout=check_timeout)
         self.metrics = metrics if metrics is not None else MonitoringMetrics()
         self.interval = float(interval if interval is not None else settings.monitor_interval_seconds)
@@ -340,6 +342,7 @@ class MonitoringService:
                 "trip_reason": breaker.get("trip_reason"),
             },
             "gate": dict(self._gate),
+            "isolation": None if self._isolation is None else dict(self._isolation()),
         }
 
     def history(self) -> dict[str, list[list[float]]]:

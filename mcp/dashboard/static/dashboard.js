@@ -249,14 +249,17 @@
     fillFigures(byId("breaker"), breaker || {}, 0, "breaker");
   }
 
-  function renderGate(gate) {
+  function renderGate(gate, isolation) {
     let status = "unknown", text = "unknown";
     if (gate && typeof gate.heavy_work_allowed === "boolean") {
       status = gate.heavy_work_allowed ? "healthy" : "degraded";
       text = gate.heavy_work_allowed ? "open" : "deferred";
     }
     setBadge(byId("gate-badge"), status, text);
-    fillFigures(byId("gate"), gate || {}, 0, "gate");
+    // issue 10: which isolation keeps heavy work from hurting trading (systemd unit / own cgroup / SCHED_IDLE / nice only)
+    const shown = { ...(gate || {}) };
+    if (isolation && isolation.isolation) shown.isolation = isolation.isolation;
+    fillFigures(byId("gate"), shown, 0, "gate");
   }
 
   function renderHealth(report) {
@@ -267,7 +270,7 @@
     byId("uptime").textContent = formatDuration(report.uptime_seconds);
     renderComponents(report.components || {});
     renderBreaker(report.circuit_breaker);
-    renderGate(report.gate);
+    renderGate(report.gate, report.isolation);
   }
 
   // --- charts: a small SVG line chart per figure -------------------------------------------------
