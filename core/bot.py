@@ -76,9 +76,10 @@ class CopyBot:
             self.counters.poll_errors += 1
             log.exception("polling the trade source failed; retrying next round")
             return
+        arrival_ns = self.executor.now_ns()  # issue 10: arrival -> ack, the wait behind earlier trades included
         for trade in trades:
             self.counters.trades_seen += 1
-            result = await self.executor.execute_copy(trade)
+            result = await self.executor.execute_copy(trade, arrival_ns)
             self._report(f"copy {trade.side} {trade.size:g}@{trade.price:.3f} token …{trade.token_id[-8:]}", result)
         if self._clock() >= self._next_stop_loss_check:
             self._next_stop_loss_check = self._clock() + self.stop_loss_interval

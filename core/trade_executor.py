@@ -125,6 +125,8 @@ class TradeExecutor:
         # issue 8: closed by core.reconciler (live mode) while our books and the exchange's disagree
         self.reconcile_gate = ReconcileGate()
         self.latency = LatencyRecorder(latency_buffer_size, budget_ms=self.settings.trading_latency_budget_ms)
+        # issue 10: trade arrival (the poll that brought it) -> ack, queueing included; what a busy machine stretches
+        self.arrival_latency = LatencyRecorder(latency_buffer_size, budget_ms=self.settings.trading_latency_budget_ms)
         self._clock = clock
         self._timer_ns = timer_ns
         self._wall_clock = wall_clock
@@ -157,8 +159,11 @@ class TradeExecutor:
 
     # --- the copy path ------------------------------------------------------------------------------
 
-    async def execute_copy(self, trade: WalletTrade) -> ExecutionResult:
-        """Copy one trade of a followed wallet: size it, run every pre-trade check, send it, book the fill."""
+    async def execute_copy(self, trade: WalletTrade, arrival_ns: int | None = None) -> ExecutionResult:
+        """Copy one trade of a followed wallet: size it, run every pre-trade check, send it, book the fill.
+
+        `arrival_ns` (from `now_ns()` when the trade arrived) adds the arrival -> ack latency of an acked order.
+        """
         async with self._lock:
             trade_row = await self._ledger_seen(trade)
             if trade_row is False:
@@ -166,9 +171,15 @@ class TradeExecutor:
             if trade.title or trade.outcome:
                 self._labels[trade.token_id] = (trade.title, trade.outcome)
             result = await self._copy(trade)
+            if arrival_ns is not None and result.latency_ms is not None:
+                self.arrival_latency.record_ns(self._timer_ns() - arrival_ns)
             self._count(result)
             await self._settle(trade_row if isinstance(trade_row, int) else None, result, trade.market)
         return result
+
+    def now_ns(self) -> int:
+        """The executor's latency clock, to stamp a trade's arrival for `execute_copy`."""
+        return self._timer_ns()
 
     async def enforce_stop_losses(self) -> list[ExecutionResult]:
         """Exit each position whose book mid is STOP_LOSS or more below its cost (exits pass a halted breaker)."""
@@ -554,6 +565,7 @@ class TradeExecutor:
         """Latency percentiles (ms), trade outcomes, CLOB errors by kind, denials by reason."""
         return {
             "latency_ms": self.latency.summary(),
+            "arrival_latency_ms": self.arrival_latency.summary(),
             "latency_budget_ms": self.settings.trading_latency_budget_ms,
             "trades": dict(self._trades),
             "errors": self._errors_dict(),
@@ -605,6 +617,7 @@ class TradeExecutor:
             "exposure": self._exposure(),
             "positions": self.portfolio.positions_list(),
             "latency_ms": self.latency.summary(),
+            "arrival_latency_ms": self.arrival_latency.summary(),
             "errors": self._errors_dict(),
             "trades": dict(self._trades),
             "denials": dict(self._denials),

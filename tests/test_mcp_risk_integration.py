@@ -116,6 +116,7 @@ def snapshot_payload(updated_at: datetime, **overrides: Any) -> dict[str, Any]:
         "exposure": {"total": 12.5, "by_market": {"tok-1": 12.5}},
         "positions": [{"token_id": "tok-1", "market": "m", "size": 25.0, "avg_price": 0.5, "notional": 12.5}],
         "latency_ms": {"p50": 4.0, "p95": 9.0, "p99": 12.0, "max": 15.0, "count": 40},
+        "arrival_latency_ms": {"p50": 5.0, "p95": 11.0, "p99": 14.0, "max": 16.0, "count": 40},
         "errors": {"rate_limit": 0, "timeout": 0, "rejected": 0, "network": 0, "total": 0},
         "trades": {"executed": 40, "denied": 2, "failed": 0},
         "rss_mb": 80.0,
@@ -364,6 +365,10 @@ class TestMCPRiskIntegrator:
             "budget_ms": 100.0,
             "within_budget": True,
             "note": None,
+            "arrival_p99_ms": 14.0,
+            "arrival_count": 40,
+            "arrival_within_budget": True,
+            "arrival_note": None,
         }
 
     async def test_monitor_all_without_initialize_uses_the_state_files(self, tmp_path: Path) -> None:
@@ -582,6 +587,53 @@ class TestMCPRiskIntegrator:
             clock.advance(0.01)
             result = await integrator.monitor_all()
         assert result["resource_usage"]["within_limits"] is False
+        assert result["mcp_circuit_breaker"]["state"] == "closed"
+
+    async def test_sched_idle_work_is_reported_apart_and_never_trips(self, tmp_path: Path) -> None:
+        """Issue 10: a SCHED_IDLE test run at 99 % of a core beside a calm sidecar leaves the breaker closed."""
+        clock = MovableClock()
+        test_run = FakeProc(pid=101, cpu=99.0, rss_mb=60.0, sched_idle=True)
+        tree = FakeProc(pid=100, cpu=3.0, rss_mb=40.0, children=[test_run])
+        integrator = build(tmp_path, clock=clock, tree=tree)
+        await integrator.monitor_all()
+        for _ in range(4):
+            clock.advance(5)
+            result = await integrator.monitor_all()
+        usage = result["resource_usage"]
+        assert (usage["total_cpu_percent"], usage["idle_cpu_percent"], usage["idle_processes"]) == (3.0, 99.0, 1)
+        assert usage["total_memory_mb"] == pytest.approx(100.0)  # memory still counts, idle or not
+        assert usage["within_limits"] is True and result["causes"] == []
+        assert result["mcp_circuit_breaker"]["state"] == "closed"
+        # the same run without SCHED_IDLE competes with the bot: it trips, as before
+        test_run.sched_idle = False
+        for _ in range(2):
+            clock.advance(5)
+            result = await integrator.monitor_all()
+        assert result["mcp_circuit_breaker"]["state"] == "open"
+        assert "sidecar CPU 102.0%" in result["mcp_circuit_breaker"]["reason"]
+
+    async def test_arrival_to_ack_latency_over_budget_trips(self, tmp_path: Path) -> None:
+        clock = MovableClock()
+        integrator = build(tmp_path, clock=clock)
+        arrival = {"p50": 40.0, "p95": 90.0, "p99": 130.0, "max": 180.0, "count": 200}
+        snapshot = snapshot_payload(clock.now, arrival_latency_ms=arrival)
+        atomic_write_json(tmp_path / "state" / "risk_state.json", snapshot)
+        result = await integrator.monitor_all()
+        assert result["trading_latency"]["within_budget"] is True  # decision -> ack is fine
+        assert result["trading_latency"]["arrival_within_budget"] is False
+        assert result["mcp_circuit_breaker"]["state"] == "open"
+        reason = result["mcp_circuit_breaker"]["reason"]
+        assert "trade arrival -> ack latency p99 130.0 ms is over the 100 ms budget" in reason
+
+    async def test_a_snapshot_without_arrival_figures_is_said_not_judged(self, tmp_path: Path) -> None:
+        clock = MovableClock()
+        integrator = build(tmp_path, clock=clock)
+        snapshot = snapshot_payload(clock.now)
+        del snapshot["arrival_latency_ms"]  # a bot from before issue 10
+        atomic_write_json(tmp_path / "state" / "risk_state.json", snapshot)
+        result = await integrator.monitor_all()
+        assert result["trading_latency"]["arrival_within_budget"] is None
+        assert "no arrival -> ack latency" in result["trading_latency"]["arrival_note"]
         assert result["mcp_circuit_breaker"]["state"] == "closed"
 
     async def test_a_calm_check_between_two_busy_ones_restarts_the_count(self, tmp_path: Path) -> None:

@@ -369,6 +369,21 @@ async def test_buy_is_scaled_by_copy_ratio_and_booked(tmp_path: Path) -> None:
     assert metrics["latency_ms"]["count"] == 1
 
 
+async def test_arrival_to_ack_covers_the_wait_before_the_decision(tmp_path: Path) -> None:
+    """Issue 10: arrival -> ack (stamped by the bot when the poll brought the trade) is published beside
+    decision -> ack, for acked orders only; a denied copy adds nothing."""
+    executor = make_executor(tmp_path)
+    arrival = executor.now_ns()  # StepTimer: 1.5 ms per reading
+    executor.now_ns()  # time passes before the copy starts (an earlier trade of the same poll)
+    result = await executor.execute_copy(trade(), arrival)
+    assert result.latency_ms == pytest.approx(1.5)
+    metrics = await executor.get_performance_metrics()
+    assert metrics["arrival_latency_ms"]["count"] == 1
+    assert metrics["arrival_latency_ms"]["p99"] > metrics["latency_ms"]["p99"]
+    await executor.execute_copy(trade(price=math.nan), executor.now_ns())  # denied: no ack, no figure
+    assert executor.snapshot()["arrival_latency_ms"]["count"] == 1
+
+
 async def test_a_big_buy_is_capped_to_max_order_size(tmp_path: Path) -> None:
     executor = make_executor(tmp_path, max_order_size=50.0)
     result = await executor.execute_copy(trade(size=1000.0))

@@ -3,10 +3,11 @@
 Heavy work (a codebase scan, a test run) is deferred during market hours, while the MCP circuit breaker
 is open or half-open, and while the integration is disabled; the answer says so and why. Monitoring
 (`monitor_all`) always runs: in "basic" mode it still measures the sidecar's process tree and reads the
-bot's risk state, and it trips the MCP breaker when the sidecar uses too much CPU or memory or trading
-latency p99 is over budget; a test coverage below 0.8 × the threshold trips it too. The breaker, the
-market-hours window and the trip rules are pure functions (mcp_breaker.py, gate.py, rules.py); this
-class applies them, persists the breaker and sends the alerts.
+bot's risk state, and it trips the MCP breaker when the sidecar uses too much non-idle CPU or memory or a
+trading latency p99 (decision -> ack, arrival -> ack) is over budget; a test coverage below 0.8 × the
+threshold trips it too. SCHED_IDLE work (test runs, scans) is reported apart and never trips it by itself.
+The breaker, the market-hours window and the trip rules are pure functions (mcp_breaker.py, gate.py,
+rules.py); this class applies them, persists the breaker and sends the alerts.
 
 Example (the user's test plan, Phase 4)::
 
@@ -347,12 +348,21 @@ class MCPRiskIntegrator:
     # --- monitoring (always on) -----------------------------------------------------------------
 
     async def monitor_all(self) -> dict[str, Any]:
-        """Resources of the sidecar's process tree, the bot's risk state, trading latency, breaker and gate."""
+        """Resources of the sidecar's process tree, the bot's risk state, trading latency, breaker and gate.
+
+        resource_usage.total_cpu_percent is the tree's non-idle CPU (percent of one core): the CPU that competes
+        with the bot. SCHED_IDLE work is resource_usage.idle_cpu_percent, shown but never judged by itself:
+        if it ever did delay trading, the decision -> ack / arrival -> ack latencies would trip the breaker.
+        """
         now = self._clock()
         await self._breaker.catch_up(now)
         usage, sample_ok = await self._resource_usage()
         risk_state = await self._risk_state()
         p99, samples, latency_note = reports.latency_figures(risk_state["performance"])
+        # issue 10: what can hurt trading is judged as the bot measures it: decision -> ack and arrival -> ack
+        arrival_p99, arrival_samples, arrival_note = reports.latency_figures(
+            risk_state["performance"], "arrival_latency_ms"
+        )
         budget = self.settings.trading_latency_budget_ms
         causes: list[str] = []
         if sample_ok:
@@ -369,6 +379,9 @@ class MCPRiskIntegrator:
         latency_reason = latency_trip_reason(p99, samples, budget)
         if latency_reason:
             causes.append(latency_reason)
+        arrival_reason = latency_trip_reason(arrival_p99, arrival_samples, budget, "trade arrival -> ack latency")
+        if arrival_reason:
+            causes.append(arrival_reason)
         record = self._breaker.record
         reason = "; ".join(causes)
         # transitions apply to the record in the state file at that moment (another process may have changed it)
@@ -395,6 +408,10 @@ class MCPRiskIntegrator:
                 "budget_ms": budget,
                 "within_budget": None if latency_note else p99 is not None and p99 <= budget,
                 "note": latency_note,
+                "arrival_p99_ms": arrival_p99,
+                "arrival_count": arrival_samples,
+                "arrival_within_budget": None if arrival_note else arrival_p99 is not None and arrival_p99 <= budget,
+                "arrival_note": arrival_note,
             },
             "causes": causes,
             "mcp_circuit_breaker": describe(self._breaker.record, now, self._breaker.cooldown_seconds),

@@ -321,6 +321,7 @@ class SnapshotBackedExecutorView(_FileView):
         payload = reading.payload
         return {
             "latency_ms": _dict(payload.get("latency_ms")),
+            "arrival_latency_ms": _dict(payload.get("arrival_latency_ms")),
             "trades": _dict(payload.get("trades")),
             "errors": _dict(payload.get("errors")),
             "view": reading.meta(),

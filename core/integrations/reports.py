@@ -173,14 +173,16 @@ def run_key(run: dict[str, Any]) -> str:
     return str(run_id) if run_id is not None else f"{run.get('started_at')}:{run.get('coverage')}"
 
 
-def latency_figures(performance: dict[str, Any]) -> tuple[float | None, int, str | None]:
-    """(p99 in ms, sample count, why it cannot be judged) from get_performance_metrics() / the snapshot."""
+def latency_figures(performance: dict[str, Any], key: str = "latency_ms") -> tuple[float | None, int, str | None]:
+    """(p99 in ms, sample count, why it cannot be judged) from get_performance_metrics() / the snapshot;
+    `key`: latency_ms (decision -> ack) or arrival_latency_ms (trade arrival -> ack)."""
     view = performance.get("view")
     if isinstance(view, dict) and view.get("status") != "ok":
         return None, 0, f"snapshot not usable ({view.get('status')}): {view.get('reason')}"
-    latency = performance.get("latency_ms")
-    if not isinstance(latency, dict):
-        return None, 0, "no latency figures from the trade executor"
+    latency = performance.get(key)
+    if not isinstance(latency, dict) or (key != "latency_ms" and not latency):
+        what = "latency" if key == "latency_ms" else f"arrival -> ack latency ({key})"
+        return None, 0, f"no {what} figures from the trade executor"
     p99 = _number(latency.get("p99"))
     count = _number(latency.get("count"))
     samples = int(count) if count is not None else 0

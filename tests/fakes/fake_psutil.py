@@ -8,6 +8,7 @@ check that the sampler keeps its handles between samples and never asks for a bl
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -32,6 +33,7 @@ class FakeProc:
     children: list[FakeProc] = field(default_factory=list)
     gone: bool = False
     denied: bool = False
+    sched_idle: bool = False  # issue 10: SCHED_IDLE work is reported apart from the CPU that competes with trading
 
     def handle(self) -> FakeProcessHandle:
         """A psutil.Process-like object for this process."""
@@ -78,6 +80,11 @@ class FakeProcessHandle:
         self._check()
         self.cpu_calls += 1
         return 0.0 if self.cpu_calls == 1 else self._proc.cpu
+
+    def sched_policy(self) -> int:
+        """What os.sched_getscheduler(pid) would answer for this process."""
+        self._check()
+        return os.SCHED_IDLE if self._proc.sched_idle else os.SCHED_OTHER
 
     def memory_info(self) -> Any:
         self._check()
