@@ -15,6 +15,7 @@ from tests.benchmarks.batch_figures import (
     pool,
     ratio,
     round_ratio_spread,
+    target_checks,
     verdict,
 )
 
@@ -76,6 +77,23 @@ def test_verdict_pools_every_run_of_an_arm_and_compares_p50_and_p99() -> None:
     assert r99 == pytest.approx(1.1)
     assert not passed  # the tail is 10 % worse: a p50 within target is not enough
     assert arms["with"].summary()["samples"] == 200
+
+
+def test_the_targets_of_the_default_set_up() -> None:
+    """Issue 10: p50 <= 1.05 and p99 <= 1.10 for both latencies, copies within 1 %, each with its noise floor."""
+    base = [run("without", [1.0] * 98 + [2.0, 2.0]), run("without", [1.0] * 98 + [2.0, 2.0])]
+    loaded = [run("with", [1.04] * 98 + [2.16, 2.16]), run("with", [1.04] * 98 + [2.16, 2.16])]
+    runs = [*base, *loaded]
+    arms = pool(runs, ["without", "with"])
+    checks = {check.name: check for check in target_checks(runs, arms["without"], arms["with"])}
+    assert checks["decision -> ack p50"].passed and checks["decision -> ack p99"].passed  # x1.04, x1.08
+    assert checks["decision -> ack p99"].value == pytest.approx(1.08)
+    assert checks["decision -> ack p50"].noise == pytest.approx(1.0)
+    assert checks["copies completed"].passed and checks["copies completed"].noise is None
+    slower = [run("with", [1.2] * 100), run("with", [1.2] * 100)]
+    arms = pool([*base, *slower], ["without", "with"])
+    failed = {c.name for c in target_checks([*base, *slower], arms["without"], arms["with"]) if not c.passed}
+    assert "decision -> ack p50" in failed
 
 
 def test_bot_cpu_percent_is_weighted_by_the_length_of_each_run() -> None:

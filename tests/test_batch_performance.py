@@ -9,8 +9,12 @@ executor on the paper client (zero simulated latency), copying `--rate` trades a
 risk snapshot to the STATE_DIR the sidecar reads. Measured: the executor's decision -> ack latency.
 
 The busy sidecar (--with-mcp), every part a real process at nice 10 in the bot's session, as main.py spawns
-it (core.sidecar_process's `nice -n 10` command line; the sidecar also lowers itself and asks for idle I/O;
---sidecar-session own puts each part in a session of its own, --sidecar-policy idle adds SCHED_IDLE):
+it (core.sidecar_process's `nice -n 10` command line; the sidecar also lowers itself and asks for idle I/O).
+The default mirrors the product's default: the sidecar itself runs its heavy work under SCHED_IDLE (test
+runs through their wrapper, scans and searches on SCHED_IDLE threads, the one-shot scan as a whole) and,
+without systemd but with writable cgroups, inside a cgroup of its own with the unit's CPUQuota=15% and
+MemoryMax=1G. --sidecar-session own puts each part in a session of its own; --sidecar-policy idle puts the
+whole sidecar under SCHED_IDLE (chrt --idle 0), light work included:
   - `python -m mcp.main_mcp all`: health checks every 1 s (MONITOR_INTERVAL_SECONDS=1), its dashboard and
     metrics on free ports, its codebase search over the Python standard library (cold cache at start);
   - codebase scans: `python -m mcp.main_mcp scan --root <stdlib>` one after the other (each a cold full scan);
@@ -29,8 +33,9 @@ their ratio is the measurement's noise floor on this machine.
 
 Prints a table per arm (p50/p99 of the latency and of the CPU time inside the window, trade arrival -> ack
 p50/p99, whole-call p99, event-loop lag p99, the bot's CPU % and RSS, run-queue wait, involuntary switches),
-the with/without ratios against the 1.05 target (PASS/FAIL), the per-round spread and this run's own noise
-floor, what the sidecar did meanwhile, where a cost comes from, and the command. Exit 0 once measured
+the with/without ratios against the targets (decision -> ack and arrival -> ack: p50 <= 1.05 and p99 <= 1.10,
+each with this run's noise floor beside it; copies completed within 1 %; PASS/FAIL), the per-round spread,
+what the sidecar did meanwhile, where a cost comes from, and the command. Exit 0 once measured
 (1 with --strict on FAIL), 2 when the set-up fails. Takes about --duration seconds plus start-up.
 """
 
@@ -53,7 +58,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import psutil
 
 from tests.benchmarks.batch_figures import (
-    TARGET_RATIO,
     arm_order,
     diagnosis,
     noise_floor,
@@ -63,6 +67,7 @@ from tests.benchmarks.batch_figures import (
     ratio,
     round_ratio_spread,
     table,
+    target_checks,
     verdict,
 )
 from tests.benchmarks.batch_processes import Bot, BusySidecar, SetupError
@@ -139,7 +144,7 @@ def report(args: argparse.Namespace, measured: dict[str, Any], command: str) -> 
     labels = (WITHOUT, WITH) if args.with_mcp else (ALONE_A, ALONE_B)
     arms = pool(measured["runs"], labels)
     base, loaded = arms[labels[0]], arms[labels[1]]
-    r50, r99, passed = verdict(base, loaded)
+    r50, r99, _ = verdict(base, loaded)
     side = measured["sidecar"]
     title = "sidecar fully busy vs without" if args.with_mcp else "the bot alone, two interleaved arms (noise floor)"
     print(f"\nTrading latency (executor decision -> ack, paper client, zero simulated latency): {title}")
@@ -163,11 +168,18 @@ def report(args: argparse.Namespace, measured: dict[str, Any], command: str) -> 
         "  host CPU % (all processes, both cores): "
         + ", ".join(f"{NAMES[label]} {value:.1f}" for label, value in host.items())
     )
-    mark = f"-> {'PASS' if passed else 'FAIL'} (target <= {TARGET_RATIO})" if args.with_mcp else "(noise floor)"
-    print(f"\n  ratio {NAMES[labels[1]]} / {NAMES[labels[0]]}: p50 x{r50:.3f}   p99 x{r99:.3f}   {mark}")
+    checks = target_checks(measured["runs"], base, loaded)
+    passed = all(check.passed for check in checks)
+    print(f"\n  ratio {NAMES[labels[1]]} / {NAMES[labels[0]]}, with this run's noise floor beside each:")
+    for check in checks:
+        noise = f"noise floor x{check.noise:.3f}" if check.noise is not None else ""
+        state = ("PASS" if check.passed else "FAIL") if args.with_mcp else ""
+        print(f"    {check.name:<18} x{check.value:.3f}  {check.limit:<12} {noise:<22} {state}".rstrip())
+    targets = "targets: p50 <= 1.05, p99 <= 1.10 for both latencies, copies within 1 %"
+    mark = f"-> {'PASS' if passed else 'FAIL'} ({targets})" if args.with_mcp else "(noise floor)"
+    print(f"  decision -> ack p50 x{r50:.3f}   p99 x{r99:.3f}   {mark}")
     a50 = ratio(loaded.pct("due_to_ack", 0.5), base.pct("due_to_ack", 0.5))
     a99 = ratio(loaded.pct("due_to_ack", 0.99), base.pct("due_to_ack", 0.99))
-    print(f"  arrival -> ack (not the SPEC's figure; what a trade waits in all): p50 x{a50:.3f}   p99 x{a99:.3f}")
     print(f"  per round (p50/p99): {' '.join(per_round_ratios(base, loaded))}")
     spread = round_ratio_spread(base, loaded)
     print(
@@ -188,7 +200,11 @@ def report(args: argparse.Namespace, measured: dict[str, Any], command: str) -> 
     if args.with_mcp:
         sidecar_cpu = 100.0 * side["with_cpu_seconds"] / side["with_seconds"] if side["with_seconds"] else 0.0
         where = "each part in a session of its own" if args.sidecar_session == "own" else "in the bot's session"
-        where += ", SCHED_IDLE" if args.sidecar_policy == "idle" else ", nice 10"
+        where += (
+            ", whole sidecar SCHED_IDLE"
+            if args.sidecar_policy == "idle"
+            else ", nice 10, heavy work SCHED_IDLE as the product runs it"
+        )
         print(
             f"  the sidecar meanwhile ({where}): {sidecar_cpu:.1f} % of one core, RSS up to "
             f"{max(side['rss_mb'], default=0.0):.1f} MB; {side.get('scans', 0)} cold stdlib scans and "
@@ -209,8 +225,13 @@ def report(args: argparse.Namespace, measured: dict[str, Any], command: str) -> 
         "arm_seconds": measured["arm_seconds"],
         "rate": args.rate,
         "arms": {label: arm.summary() for label, arm in arms.items()},
-        "ratio": {"p50": r50, "p99": r99, "target": TARGET_RATIO, "passed": passed},
+        "ratio": {"p50": r50, "p99": r99, "passed": passed},
         "arrival_to_ack_ratio": {"p50": a50, "p99": a99},
+        "targets": [
+            {"name": c.name, "value": c.value, "limit": c.limit, "noise_floor": c.noise, "passed": c.passed}
+            for c in checks
+        ],
+        "copies": {"without": base.copies, "with": loaded.copies},
         "per_round_ratio_spread": spread,
         "noise_floor_ratio": {"p50": n50, "p99": n99},
         "sidecar_session": args.sidecar_session,
@@ -251,9 +272,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--sidecar-policy",
-        choices=("nice", "idle"),
-        default="nice",
-        help="nice (default): nice 10, as production runs the sidecar; idle: also SCHED_IDLE (chrt --idle 0)",
+        choices=("product", "idle"),
+        default="product",
+        help="product (default): as the product runs it (nice 10; heavy work under SCHED_IDLE and, without "
+        "systemd, in a cgroup with the unit's limits); idle: the whole sidecar under SCHED_IDLE (chrt --idle 0)",
     )
     parser.add_argument("--json-out", type=Path, help="also write the figures as JSON to this file")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, state) and print it")

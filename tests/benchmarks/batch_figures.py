@@ -11,6 +11,9 @@ from typing import Any
 from core.latency import nearest_rank
 
 TARGET_RATIO = 1.05
+# issue 10: the targets of the default set-up: p50 <= 1.05 and p99 <= 1.10 for both latencies, copies within 1 %
+TARGET_P99_RATIO = 1.10
+COPIES_TOLERANCE = 0.01
 # short arms, many rounds: the load of a shared machine drifts over seconds, and each round compares
 # arms measured a few seconds apart
 MAX_ROUNDS = 50
@@ -197,18 +200,49 @@ def table(arms: Sequence[ArmTotals], names: Mapping[str, str]) -> list[str]:
     return lines
 
 
-def noise_floor(runs: Sequence[Mapping[str, Any]], label: str) -> tuple[float, float]:
+def noise_floor(runs: Sequence[Mapping[str, Any]], label: str, series: str = "latencies") -> tuple[float, float]:
     """(p50, p99) ratio between the odd and the even runs of one arm: what the machine alone moves the
-    figures by in this very run, the yardstick for the loaded/base ratio."""
+    figures by in this very run, the yardstick for the loaded/base ratio. `series`: "latencies" (decision ->
+    ack) or "due_to_ack" (arrival -> ack)."""
     mine = [run for run in runs if run["label"] == label]
     halves = (ArmTotals("even"), ArmTotals("odd"))
     for index, run in enumerate(mine):
         halves[index % 2].add(run)
     even, odd = halves
     return (
-        ratio(odd.pct("latencies", 0.5), even.pct("latencies", 0.5)),
-        ratio(odd.pct("latencies", 0.99), even.pct("latencies", 0.99)),
+        ratio(odd.pct(series, 0.5), even.pct(series, 0.5)),
+        ratio(odd.pct(series, 0.99), even.pct(series, 0.99)),
     )
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One figure of the default set-up's targets, with this run's noise floor for it (None for copies)."""
+
+    name: str
+    value: float
+    limit: str
+    noise: float | None
+    passed: bool
+
+
+def target_checks(runs: Sequence[Mapping[str, Any]], base: ArmTotals, loaded: ArmTotals) -> list[TargetCheck]:
+    """Issue 10's targets, loaded over base: decision -> ack and arrival -> ack p50 <= 1.05 and p99 <= 1.10,
+    copies completed within 1 %."""
+    checks = []
+    for name, series in (("decision -> ack", "latencies"), ("arrival -> ack", "due_to_ack")):
+        n50, n99 = noise_floor(runs, base.label, series)
+        for quantile, limit, noise in ((0.5, TARGET_RATIO, n50), (0.99, TARGET_P99_RATIO, n99)):
+            value = ratio(loaded.pct(series, quantile), base.pct(series, quantile))
+            label = f"{name} p{round(quantile * 100)}"
+            checks.append(TargetCheck(label, value, f"<= {limit:.2f}", noise, value <= limit))
+    copies = ratio(loaded.copies, base.copies)
+    checks.append(
+        TargetCheck(
+            "copies completed", copies, f"within {COPIES_TOLERANCE:.0%}", None, abs(copies - 1.0) <= COPIES_TOLERANCE
+        )
+    )
+    return checks
 
 
 def median(values: Sequence[float]) -> float:

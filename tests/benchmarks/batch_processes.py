@@ -101,7 +101,8 @@ class BusySidecar:
     ) -> None:
         self.workdir = workdir
         self.own_sessions = own_sessions
-        # chrt --idle 0: SCHED_IDLE, the kernel's class for work that must never delay anything else
+        # --sidecar-policy idle: the whole sidecar under chrt --idle 0 (the default leaves SCHED_IDLE to the product,
+        # which applies it to its heavy work only)
         self.prefix = [shutil.which("chrt") or "chrt", "--idle", "0"] if idle_policy else []
         self.dashboard_port, self.metrics_port = free_port(), free_port()
         self.env = sidecar_process_env(
