@@ -375,6 +375,8 @@ def run_stdio(settings: Settings, names: Sequence[str], fds: StdioFds, *, hard_e
         code = loop.run_until_complete(serve_stdio_servers(settings, servers, fds))
     finally:
         clean = _close_loop(loop, executor)
+        # issue 10: the testing server's heavy-work cgroup and record go with this process (the loop is closed)
+        get_process_containment(Path(settings.state_dir)).stop()
     if not clean and hard_exit:
         logger.warning("work in progress ignored the stop; exiting without waiting for it")
         logging.shutdown()

@@ -90,6 +90,18 @@ class Cgroup:
         """Move one thread into the group's cpu hierarchy only (v1 limits CPU per thread; memory is per process)."""
         (self.dirs["cpu"] / "tasks").write_text(str(tid))
 
+    def release_threads_cpu(self, to: Cgroup) -> None:
+        """Move the threads directly in this group's cpu hierarchy (our heavy-work threads) back to `to`, so
+        the group can be removed while this process lives on."""
+        tasks = self.dirs["cpu"] / "tasks"
+        try:
+            tids = tasks.read_text().split()
+        except FileNotFoundError:
+            return
+        for tid in tids:
+            with contextlib.suppress(ProcessLookupError, OSError):
+                (to.dirs["cpu"] / "tasks").write_text(tid)
+
     def kill(self) -> int:
         """SIGKILL every process in the group and its subgroups, then remove them; returns how many were killed."""
         return kill_dirs(self.dirs.values())

@@ -209,11 +209,21 @@ class Containment:
         """At a clean exit: kill the heavy cgroup (and runs in it), drop the record. Blocking."""
         with self._lock:
             heavy.set_thread_hook(None)
+            left: list[str] = []
             if self._heavy is not None:
+                if self._base is not None:
+                    # our own heavy threads sit in the group's cpu hierarchy: out first, or rmdir is refused
+                    self._heavy.release_threads_cpu(self._base)
                 self._heavy.kill()
+                left = [path for path in self._heavy.paths() if Path(path).exists()]
                 self._heavy = None
-            if self._ledger is not None and not self._ledger.runs and not self._ledger.folders:
-                self._ledger.remove()
+            if self._ledger is not None:
+                self._ledger.heavy_cgroup = left
+                if left or self._ledger.runs or self._ledger.folders:
+                    logger.warning("left for the next start to clean up: %s", self._ledger.payload())
+                    self._write()
+                else:
+                    self._ledger.remove()
             self._started = False
 
 

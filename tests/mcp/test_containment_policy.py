@@ -275,6 +275,21 @@ def test_own_cgroup_carries_the_unit_s_limits(tmp_path: Path) -> None:
         assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "15000"
         assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
         assert int((memory / "memory.limit_in_bytes").read_text()) == UNIT_MEMORY_MAX_BYTES
+        # a heavy-work thread joins the CPU-limited group as the pool's initializer makes it do
+        joined, release = threading.Event(), threading.Event()
+
+        def heavy_thread() -> None:
+            heavy._init_thread()
+            joined.set()
+            release.wait(30)
+
+        worker = threading.Thread(target=heavy_thread, name="heavy-test")
+        worker.start()
+        assert joined.wait(10)
+        assert str(worker.native_id) in (cpu / "tasks").read_text().split()
     finally:
-        containment.stop()
+        containment.stop()  # while that thread still lives: it is moved out, the group removed
+        release.set()
+        worker.join(10)
     assert not any(d.exists() for d in group)
+    assert not (tmp_path / "state" / f"{FILE_PREFIX}{os.getpid()}.json").exists()
