@@ -129,6 +129,25 @@ def discover(root: Path = CGROUP_ROOT, proc_cgroup: Path = Path("/proc/self/cgro
     return Cgroup(dirs)
 
 
+def sweep_orphans(base: Cgroup, prefix: str, alive: Callable[[int], bool]) -> list[Path]:
+    """Kill and remove `<prefix><pid>` groups under `base` whose owner pid is dead (a sidecar killed with
+    SIGKILL whose record is gone); returns those found. A live owner's group is never touched, and a reused
+    pid only makes us leave a group alone, never kill one that is in use."""
+    found: list[Path] = []
+    for directory in base.dirs.values():
+        try:
+            children = list(directory.iterdir())
+        except OSError:
+            continue
+        for child in children:
+            suffix = child.name.removeprefix(prefix)
+            if child.name.startswith(prefix) and suffix.isdigit() and child.is_dir() and not alive(int(suffix)):
+                found.append(child)
+    if found:
+        kill_dirs(found)
+    return found
+
+
 def _members(directories: Iterable[Path]) -> set[int]:
     pids: set[int] = set()
     for top in directories:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from mcp.containment import heavy
-from mcp.containment.cgroups import CGROUP_ROOT, Cgroup, CgroupError, discover, kill_dirs
+from mcp.containment.cgroups import CGROUP_ROOT, Cgroup, CgroupError, discover, kill_dirs, sweep_orphans
 from mcp.containment.ledger import Ledger, clean_leftovers, identity
 from mcp.containment.policy import (
     CFS_PERIOD_US,
@@ -35,6 +35,7 @@ from mcp.containment.policy import (
 logger = logging.getLogger(__name__)
 
 WRAPPER_MODULE = "mcp.containment.wrapper"
+HEAVY_PREFIX = "mcp-heavy-"
 
 
 def wrapper_prefix(cgroup_dirs: Sequence[str] = (), *, parent: int | None = None, idle: bool = True) -> list[str]:
@@ -101,6 +102,11 @@ class Containment:
             systemd = systemd_managed(self._environ, proc_cgroup)
             if self._cgroup_root is not None:
                 self._base = discover(self._cgroup_root, self._proc / "self" / "cgroup")
+            if self._base is not None:
+                # also without a record (a STATE_DIR since deleted): groups of dead sidecars beside ours
+                swept = sweep_orphans(self._base, HEAVY_PREFIX, lambda pid: (self._proc / str(pid)).exists())
+                if swept:
+                    logger.warning("removed the heavy-work cgroups of dead sidecars: %s", ", ".join(map(str, swept)))
             if self._base is not None and not systemd:
                 self._heavy = self._make_heavy_cgroup(self._base)
             self.isolation = decide_isolation(
@@ -119,7 +125,7 @@ class Containment:
         return self
 
     def _make_heavy_cgroup(self, base: Cgroup) -> Cgroup | None:
-        group = base.child(f"mcp-heavy-{os.getpid()}")
+        group = base.child(f"{HEAVY_PREFIX}{os.getpid()}")
         try:
             group.create()
             group.set_limits(

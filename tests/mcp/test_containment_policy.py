@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from mcp.containment import heavy
-from mcp.containment.cgroups import Cgroup, discover, parse_proc_cgroup
+from mcp.containment.cgroups import Cgroup, discover, parse_proc_cgroup, sweep_orphans
 from mcp.containment.ledger import FILE_PREFIX, clean_leftovers
 from mcp.containment.policy import (
     UNIT_CPU_QUOTA_PERCENT,
@@ -293,3 +293,22 @@ def test_own_cgroup_carries_the_unit_s_limits(tmp_path: Path) -> None:
         worker.join(10)
     assert not any(d.exists() for d in group)
     assert not (tmp_path / "state" / f"{FILE_PREFIX}{os.getpid()}.json").exists()
+
+
+def test_the_sweep_removes_only_dead_owners_groups(tmp_path: Path) -> None:
+    """Groups of dead sidecars go even when their record is lost; a live owner's group and others stay."""
+    base = Cgroup({"cpu": tmp_path / "cpu", "freezer": tmp_path / "freezer"})
+    for directory in base.dirs.values():
+        for name in ("mcp-heavy-111", "mcp-heavy-222", "mcp-heavy-x", "someone-else"):
+            (directory / name).mkdir(parents=True)
+    found = sweep_orphans(base, "mcp-heavy-", alive=lambda pid: pid == 222)
+    assert sorted(str(p.relative_to(tmp_path)) for p in found) == ["cpu/mcp-heavy-111", "freezer/mcp-heavy-111"]
+    left = sorted(str(p.relative_to(tmp_path)) for d in base.dirs.values() for p in d.iterdir())
+    assert left == [
+        "cpu/mcp-heavy-222",
+        "cpu/mcp-heavy-x",
+        "cpu/someone-else",
+        "freezer/mcp-heavy-222",
+        "freezer/mcp-heavy-x",
+        "freezer/someone-else",
+    ]
