@@ -166,8 +166,12 @@ class BusySidecar:
     async def _scan_forever(self) -> None:
         command = [*self.prefix, *niced("scan", "--root", str(stdlib_root()), "--json")]
         while True:
+            # wait for a thawed sidecar *before* taking the lock: a scan that ended while the others were frozen
+            # would otherwise hold the lock waiting for a thaw, and the next freeze() would wait for the lock
+            await self._busy.wait()
             async with self._spawn_lock:  # never start a scan while the others are frozen
-                await self._busy.wait()
+                if not self._busy.is_set():
+                    continue
                 self.scan = await spawn(command, self.env, self.workdir / "scans.log", new_session=self.own_sessions)
             code = await self.scan.wait()
             if code in (0, 1):  # 1: the stdlib has "violations" of our rules, the scan still completed
