@@ -38,7 +38,9 @@ WRAPPER_MODULE = "mcp.containment.wrapper"
 HEAVY_PREFIX = "mcp-heavy-"
 
 
-def wrapper_prefix(cgroup_dirs: Sequence[str] = (), *, parent: int | None = None, idle: bool = True) -> list[str]:
+def wrapper_prefix(
+    cgroup_dirs: Sequence[str] = (), *, parent: int | None = None, idle: bool = True, temp_folder: Path | None = None
+) -> list[str]:
     """The argv prefix that makes a command a contained run (its group's leader; `-P`: the tested project's
     folder, the child's cwd, must not shadow our own package)."""
     argv = [sys.executable, "-P", "-m", WRAPPER_MODULE, "--parent", str(os.getpid() if parent is None else parent)]
@@ -46,6 +48,8 @@ def wrapper_prefix(cgroup_dirs: Sequence[str] = (), *, parent: int | None = None
         argv += ["--cgroup", directory]
     if not idle:
         argv.append("--no-idle")
+    if temp_folder is not None:
+        argv += ["--temp-folder", str(temp_folder)]
     return [*argv, "--"]
 
 

@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from mcp.containment.cgroups import kill_dirs
 from mcp.containment.policy import lower_heavy_priority
 
 PR_SET_PDEATHSIG = 1
+TEMP_FOLDER_PREFIX = "mcp-testing-"
 PARENT_DIED = signal.SIGUSR1
 EXIT_USAGE = 2
 EXIT_CANNOT_START = 127
@@ -80,6 +82,9 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--parent", type=int, required=True, help="pid of the sidecar this run dies with")
     parser.add_argument("--cgroup", action="append", default=[], type=Path, help="the run's cgroup directory")
     parser.add_argument("--no-idle", action="store_true", help="keep the priority (no SCHED_IDLE / nice 19)")
+    parser.add_argument(
+        "--temp-folder", type=Path, help="the run's mcp-testing-* folder, removed if the sidecar dies (not at the end)"
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER, help="-- COMMAND ARG …")
     args = parser.parse_args(argv)
     if args.command[:1] == ["--"]:
@@ -101,6 +106,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     def parent_died(signum: int, frame: FrameType | None) -> None:
         del signum, frame
         clean_up()
+        folder = args.temp_folder
+        if folder is not None and folder.name.startswith(TEMP_FOLDER_PREFIX) and not folder.is_symlink():
+            # nobody else will: the sidecar that made it is gone (its next start would, from its record)
+            shutil.rmtree(folder, ignore_errors=True)
         if pgid == os.getpid():
             os.killpg(pgid, signal.SIGKILL)  # ourselves last
         os._exit(128 + PARENT_DIED)

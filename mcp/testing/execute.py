@@ -135,6 +135,7 @@ async def execute_run(
             sink=on_output,
             kill_grace=limits.kill_grace_seconds,
             containment=containment,
+            temp_folder=workdir,
         )
         notes: list[str] = []
         timed_out = tests.timed_out
@@ -208,6 +209,7 @@ async def _write_coverage_json(
             priority=priority,
             kill_grace=limits.kill_grace_seconds,
             containment=containment,
+            temp_folder=workdir,
         )
         if outcome.timed_out:
             return True

@@ -229,10 +229,12 @@ async def _pump(stream: asyncio.StreamReader, tail: OutputTail, sink: OutputSink
             await asyncio.sleep(_BATCH_SECONDS)
 
 
-def contained_prefix(slot: RunSlot | None, priority: PriorityPlan) -> list[str]:
+def contained_prefix(slot: RunSlot | None, priority: PriorityPlan, temp_folder: Path | None = None) -> list[str]:
     """The wrapper that leads the run's process group, dies with the sidecar and kills its group (and cgroup)
     when the run ends or the sidecar dies (mcp.containment.wrapper); it also puts the run under SCHED_IDLE."""
-    return wrapper_prefix(slot.cgroup_dirs if slot is not None else (), idle=priority.sched_idle)
+    return wrapper_prefix(
+        slot.cgroup_dirs if slot is not None else (), idle=priority.sched_idle, temp_folder=temp_folder
+    )
 
 
 async def run_process(
@@ -246,10 +248,12 @@ async def run_process(
     sink: OutputSink | None = None,
     kill_grace: float = DEFAULT_KILL_GRACE_SECONDS,
     containment: Containment | None = None,
+    temp_folder: Path | None = None,
 ) -> ProcessOutcome:
     """Run `priority.prefix + argv` contained; stdout and stderr go to `tail` (and `sink`, as text).
 
-    With `containment`, the run also gets a cgroup (where writable) and a record in STATE_DIR.
+    With `containment`, the run also gets a cgroup (where writable) and a record in STATE_DIR; the wrapper
+    removes `temp_folder` (the run's mcp-testing-* folder) if the sidecar dies mid-run.
     """
     command = [*priority.prefix, *argv]
     if shutil.which(command[0]) is None:
@@ -259,7 +263,7 @@ async def run_process(
     slot = await asyncio.to_thread(containment.open_run) if containment is not None else None
     try:
         return await _run_contained(
-            [*contained_prefix(slot, priority), *command],
+            [*contained_prefix(slot, priority, temp_folder), *command],
             cwd,
             env,
             time_limit,

@@ -137,13 +137,12 @@ def test_kill_9_of_the_sidecar_kills_the_whole_run_setsid_escape_included(tmp_pa
         sidecar.wait()
         assert survivors([wrapper, *pids]) == [], "part of the test run outlived the SIGKILLed sidecar"
         assert [d for d in cgroup_dirs if Path(d).exists()] == []
-        # the temporary folder is left to the next start: it cleans up after the killed sidecar
-        assert Path(folder).is_dir()
+        # the wrapper removed the run's temporary folder too: nobody else would if STATE_DIR were lost
+        assert not Path(folder).exists()
         heavy_dirs = record["heavy_cgroup"]
         assert heavy_dirs and all(Path(d).is_dir() for d in heavy_dirs)  # the killed sidecar's heavy-work cgroup
         containment = Containment(state).start()
         try:
-            assert not Path(folder).exists()
             assert [d for d in heavy_dirs if Path(d).exists()] == []
             assert [p.name for p in state.glob(f"{FILE_PREFIX}*.json") if p.name != containment_file()] == []
         finally:
@@ -163,13 +162,16 @@ def test_without_cgroups_the_run_s_process_group_still_dies_with_the_sidecar(tmp
     try:
         pids = wait_for_pids(pid_file, sidecar)
         test_process, child, nested, _escaped = pids
-        (folder,) = the_record(state)["folders"]
+        record = the_record(state)
+        (folder,) = record["folders"]
+        (run,) = record["runs"].values()
         sidecar.kill()
         sidecar.wait()
         # the setsid escape left the group: only a cgroup reaches it (the variant above)
-        assert survivors([test_process, child, nested]) == []
-        Containment(state, cgroup_root=None).start().stop()
+        assert survivors([run["pgid"], test_process, child, nested]) == []
         assert not Path(folder).exists()
+        Containment(state, cgroup_root=None).start().stop()
+        assert list(state.glob(f"{FILE_PREFIX}*.json")) == []  # the dead sidecar's record is gone too
     finally:
         sidecar.kill()
         kill_all(pids)
@@ -182,15 +184,19 @@ def test_the_next_start_kills_a_run_whose_wrapper_was_killed_too(tmp_path: Path)
     pids: list[int] = []
     try:
         pids = wait_for_pids(pid_file, sidecar)
-        (run,) = the_record(state)["runs"].values()
+        record = the_record(state)
+        (run,) = record["runs"].values()
+        (folder,) = record["folders"]
         os.kill(run["pgid"], signal.SIGKILL)  # the wrapper first, so it cannot react to its parent's death
         sidecar.kill()
         sidecar.wait()
         time.sleep(0.5)
         assert [pid for pid in pids if alive(pid)], "expected orphans before the cleanup (else this proves nothing)"
+        assert Path(folder).is_dir()
         containment = Containment(state).start()
         try:
             assert survivors(pids) == []
+            assert not Path(folder).exists()  # removed from the dead sidecar's record
             assert [d for d in run["cgroup"] if Path(d).exists()] == []
         finally:
             containment.stop()
