@@ -139,8 +139,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = child.wait()
     clean_up()
     if code < 0:
-        # pass a signal death on as one, so the sidecar reads the same negative exit code
-        signal.signal(-code, signal.SIG_DFL)
+        # pass a signal death on as one, so the sidecar reads the same negative exit code (SIGKILL, e.g. the
+        # memory limit's OOM kill, cannot have a handler: it needs no reset)
+        with contextlib.suppress(OSError, ValueError):
+            signal.signal(-code, signal.SIG_DFL)
         os.kill(os.getpid(), -code)
         return 128 - code
     return code

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -255,6 +256,20 @@ class TestRunProcess:
         )
         assert outcome.exit_code == 0
         assert tail.text().split() == ["''", str(target), "True"]
+
+    @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])
+    async def test_a_signal_death_passes_through_the_wrapper(self, tmp_path: Path, signum: int) -> None:
+        """The run's wrapper dies the way its command did: the exit code stays negative (e.g. -9 for an OOM kill)."""
+        script = f"import os; os.kill(os.getpid(), {int(signum)})"
+        outcome = await run_process(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=os.environ,
+            time_limit=30,
+            tail=OutputTail(),
+            priority=NO_PRIORITY,
+        )
+        assert (outcome.exit_code, outcome.timed_out) == (-signum, False)
 
     async def test_a_missing_command_is_a_spawn_error(self, tmp_path: Path) -> None:
         with pytest.raises(SpawnError, match="cannot start"):
