@@ -80,6 +80,24 @@ class Cgroup:
                 path.write_text(str(value))
             except OSError as e:
                 raise CgroupError(e.errno, f"cannot write {value} to {path}: {e.strerror or e}") from e
+        self.make_idle_group()
+
+    def make_idle_group(self) -> str:
+        """Make the group itself idle towards its siblings: `cpu.idle` 1 (Linux >= 5.15), else the lowest
+        `cpu.shares`. Why: a cgroup is one scheduling entity of full weight beside the bot's (as a session is
+        under autogroup), so SCHED_IDLE inside it alone would still let it compete with the bot as an equal.
+        Returns what was set."""
+        cpu = self.dirs["cpu"]
+        for name, value in (("cpu.idle", 1), ("cpu.shares", 2)):
+            path = cpu / name
+            if not path.exists():
+                continue
+            try:
+                path.write_text(str(value))
+                return f"{name}={value}"
+            except OSError:
+                continue
+        return "none"
 
     def add_process(self, pid: int) -> None:
         """Move a process (all its threads) into the group in every hierarchy."""

@@ -177,6 +177,7 @@ class Containment:
             group = parent.child(f"run-{run_id}")
             try:
                 group.create()
+                group.make_idle_group()  # an idle entity among its siblings too
                 dirs = group.paths()
             except CgroupError as e:
                 logger.warning("test run without a cgroup of its own (%s): a setsid escape could outlive it", e)

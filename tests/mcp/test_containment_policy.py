@@ -144,6 +144,14 @@ def test_discover_needs_freezer_cpu_and_memory(tmp_path: Path) -> None:
     assert discover(tmp_path, tmp_path / "missing") is None
 
 
+def test_an_idle_group_falls_back_to_the_lowest_shares(tmp_path: Path) -> None:
+    (tmp_path / "cpu.shares").write_text("1024")
+    assert Cgroup({"cpu": tmp_path}).make_idle_group() == "cpu.shares=2"
+    assert (tmp_path / "cpu.shares").read_text() == "2"
+    (tmp_path / "cpu.idle").write_text("0")
+    assert Cgroup({"cpu": tmp_path}).make_idle_group() == "cpu.idle=1"
+
+
 def test_a_child_group_name_must_be_plain(tmp_path: Path) -> None:
     group = Cgroup({"cpu": tmp_path})
     assert group.child("run-1").dirs == {"cpu": tmp_path / "run-1"}
@@ -275,6 +283,11 @@ def test_own_cgroup_carries_the_unit_s_limits(tmp_path: Path) -> None:
         assert (cpu / "cpu.cfs_quota_us").read_text().strip() == "15000"
         assert (cpu / "cpu.cfs_period_us").read_text().strip() == "100000"
         assert int((memory / "memory.limit_in_bytes").read_text()) == UNIT_MEMORY_MAX_BYTES
+        # the group is an idle entity beside the bot's, not one of full weight
+        if (cpu / "cpu.idle").exists():
+            assert (cpu / "cpu.idle").read_text().strip() == "1"
+        else:
+            assert (cpu / "cpu.shares").read_text().strip() == "2"
         # a heavy-work thread joins the CPU-limited group as the pool's initializer makes it do
         joined, release = threading.Event(), threading.Event()
 
