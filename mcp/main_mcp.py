@@ -388,7 +388,8 @@ def _scan(settings: Settings, args: argparse.Namespace) -> int:
     from mcp.codebase_search import scan_command
     from mcp.containment.policy import lower_heavy_priority
 
-    # issue 10: the one-shot scan is heavy work as a whole: SCHED_IDLE (nice 19 where refused)
+    # issue 10: the one-shot scan is heavy work as a whole: idle I/O, and SCHED_IDLE (nice 19 where refused)
+    lower_priority()
     logger.info("scan runs under %s", lower_heavy_priority(0).value)
 
     root = args.root if args.root is not None else Path(settings.mcp_search_root)

@@ -325,3 +325,27 @@ def test_the_sweep_removes_only_dead_owners_groups(tmp_path: Path) -> None:
         "freezer/mcp-heavy-x",
         "freezer/someone-else",
     ]
+
+
+def test_the_one_shot_scan_runs_under_sched_idle_with_idle_io(tmp_path: Path) -> None:
+    """`python -m mcp.main_mcp scan` is heavy work as a whole (a real process; the scan itself is replaced by a
+    probe that reports the scheduling policy and I/O class it runs under)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import os, sys, psutil, mcp.codebase_search as cs, mcp.main_mcp as m\n"
+        "def scan_command(*args, **kwargs):\n"
+        "    print(os.sched_getscheduler(0), int(psutil.Process().ionice().ioclass), flush=True)\n"
+        "    return 0\n"
+        "cs.scan_command = scan_command\n"
+        "sys.exit(m.main(['scan', '--root', sys.argv[1]]))\n"
+    )
+    env = {**os.environ, "STATE_DIR": str(tmp_path / "state"), "LOG_DIR": str(tmp_path / "logs")}
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path)], cwd=REPO, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    policy, io_class = (int(x) for x in done.stdout.split())
+    assert policy == os.SCHED_IDLE or heavy.probe_priority() is not HeavyPriority.SCHED_IDLE
+    assert io_class == 3  # IOPRIO_CLASS_IDLE
