@@ -73,6 +73,7 @@ async def spawn(
     pipes: bool = False,
     cwd: Path = PROJECT_ROOT,
     new_session: bool = False,
+    discard_stdout: bool = False,
 ) -> asyncio.subprocess.Process:
     """Start `command` as the leader of a new process group (of a new session with `new_session`); stderr (and
     stdout unless `pipes`) to `output`; stdin a pipe if `pipes`.
@@ -87,7 +88,7 @@ async def spawn(
             cwd=cwd,
             env=dict(env),
             stdin=asyncio.subprocess.PIPE if pipes else asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE if pipes else sink,
+            stdout=asyncio.subprocess.PIPE if pipes else (asyncio.subprocess.DEVNULL if discard_stdout else sink),
             stderr=sink,
             start_new_session=new_session,
             process_group=None if new_session else 0,
