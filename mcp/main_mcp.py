@@ -28,6 +28,13 @@ from mcp.protocol.stdio_fds import StdioFds, claim_stdio
 
 _STDIO_FDS: StdioFds | None = claim_stdio() if __name__ == "__main__" and sys.argv[1:2] == ["stdio"] else None
 
+if __name__ == "__main__" and sys.argv[1:2] == ["scan"]:
+    # issue 10: the one-shot scan is heavy work from its first instruction: SCHED_IDLE before the imports below
+    # (settings, pydantic, the scanner), which are most of a short scan's CPU
+    from mcp.containment.policy import lower_heavy_priority
+
+    lower_heavy_priority(0)
+
 import argparse
 import asyncio
 import json
