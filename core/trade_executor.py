@@ -370,6 +370,11 @@ class TradeExecutor:
         restore_account = getattr(self.clob, "restore_account", None)
         if restore_account is not None and self.portfolio.cash is not None:
             restore_account(self.portfolio.cash, {t: p.size for t, p in self.portfolio.positions.items()})
+        if self._seed_paper_books:
+            # the simulated market resumes where the bot last saw it: a fresh book would start each held token
+            # at an arbitrary price, and the restart alone would move the day's P&L
+            for token_id, position in self.portfolio.positions.items():
+                self._seed_book(token_id, position.mark)
 
     async def publish_restored_equity(self) -> None:
         """Give the breaker the restored equity at start (it re-checks the day's loss against it)."""

@@ -325,3 +325,37 @@ def test_a_ledger_that_cannot_be_written_is_counted_and_the_fill_stays_booked(
     with caplog.at_level("CRITICAL"):
         asyncio.run(scenario())
     assert any("a restart would not restore it" in r.getMessage() for r in caplog.records)
+
+
+def test_a_paper_restart_resumes_each_held_tokens_market_at_its_last_mark(tmp_path: Path) -> None:
+    # the product's paper set-up (seeded, drifting books): a restart must not move the market, or the
+    # restart alone would change the day's P&L and the stop-loss would sell at an arbitrary price
+    settings = make_settings(tmp_path, max_slippage=0.5)
+    token = "tok-far"  # a token whose unseeded paper book sits far from 0.93
+
+    async def start() -> tuple[TradeExecutor, TradeLedger]:
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        breaker = CircuitBreaker.from_settings(settings)
+        ledger, state = await open_trade_ledger(settings, breaker)
+        executor = TradeExecutor(
+            PaperClobClient(settings), settings=settings, circuit_breaker=breaker, seed_paper_books=True, ledger=ledger
+        )
+        await restore_from_ledger(executor, ReplayTradeSource(settings.state_dir / "none.jsonl"), state)
+        return executor, ledger
+
+    async def scenario() -> None:
+        executor, ledger = await start()
+        copied = await executor.execute_copy(trade("0xa", size=10.0, price=0.93, token=token))
+        assert copied.status is ExecutionStatus.EXECUTED, copied.reason
+        mark = executor.portfolio.positions[token].mark
+        await asyncio.to_thread(ledger.close)
+
+        fresh = await PaperClobClient(settings).get_order_book(token)
+        assert abs((fresh.mid() or 0.0) - mark) > 0.2  # what an unseeded book would have said
+
+        executor, ledger = await start()
+        resumed = await executor.clob.get_order_book(token)
+        assert resumed.mid() == pytest.approx(mark, abs=0.03)  # one drift step at most
+        await asyncio.to_thread(ledger.close)
+
+    asyncio.run(scenario())
