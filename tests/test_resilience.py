@@ -281,14 +281,15 @@ async def test_the_bot_spawns_its_sidecar_at_low_priority_and_restarts_it_at_mos
         os.kill(starts[-1], signal.SIGKILL)
         log = tmp_path / "logs" / "polymarket_bot.log"
         deadline = time.monotonic() + 15
-        while "giving up" not in log.read_text():
+        while "Sidecar given up" not in log.read_text():
             assert time.monotonic() < deadline, f"expected the bot to give up on its sidecar:\n{log.read_text()}"
             await asyncio.sleep(0.1)
         await trades_on(tmp_path, bot, since=before)
         assert sidecar_children(bot) == [], "a 4th restart: at most 3 are allowed"
         assert log.read_text().count("sidecar started (pid") == 4
         assert len(set(starts)) == 4
-        await stop_bot_cleanly(tmp_path, bot, allowed=("giving up",))
+        # the give-up is CRITICAL twice: the log line and the alert it sends through the outbox
+        await stop_bot_cleanly(tmp_path, bot, allowed=("Sidecar given up",))
 
 
 async def test_with_the_integration_disabled_the_bot_runs_alone(tmp_path: Path) -> None:
