@@ -6,8 +6,9 @@
     python main.py --positions              # what the ledger holds (read-only, works while the bot runs)
     python main.py --trades 20 --json       # the last 20 followed trades and what was done with them
 
-Exit codes: 0 stopped cleanly, 1 fatal error, 2 invalid settings, 3 the state folder is in use by another
-bot (nothing was traded or written; see core/state_lock.py).
+Exit codes: 0 stopped cleanly, 1 fatal error, 2 invalid settings (an unusable REPLAY_FILE too: a FIFO, a
+directory, a device or an oversized file), 3 the state folder is in use by another bot (nothing was traded or
+written; see core/state_lock.py).
 """
 
 from __future__ import annotations
@@ -84,11 +85,17 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
     from core.sidecar_process import SidecarProcess
     from core.trade_executor import TradeExecutor
     from core.wallet.factory import build_trade_source
+    from core.wallet.replay import ReplayTradeSource
     from utils.alerts import close_alerts, flush_alerts, send_telegram_alert
 
     async def alert(severity: str, message: str) -> None:
         await send_telegram_alert(message, severity=severity)
 
+    # the trade source first, and a replay file read now (issue 8: hardened inputs): a FIFO, a directory or
+    # an oversized REPLAY_FILE is refused with ReplayFileError (exit 2) before the breaker or ledger opens
+    source = build_trade_source(settings)
+    if isinstance(source, ReplayTradeSource):
+        await source.load()
     breaker = CircuitBreaker.from_settings(settings, alert=alert)
     ledger, ledger_state = await open_trade_ledger(settings, breaker)  # issue 8: the trade ledger
     clob = build_clob_client(settings)
@@ -99,7 +106,6 @@ async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: b
         seed_paper_books=settings.trading_mode is TradingMode.PAPER,
         ledger=ledger,
     )
-    source = build_trade_source(settings)
     await restore_from_ledger(executor, source, ledger_state)
     writer = RiskSnapshotWriter(settings.state_dir / "risk_state.json")
     await asyncio.to_thread(set_aside_blocking_entry, writer.path, datetime.now(UTC))  # issue 8: a dir there
@@ -243,8 +249,14 @@ def main(argv: list[str] | None = None) -> int:
     except StateDirLockError as e:
         log.critical("%s", e)
         return EXIT_FATAL
+    from core.wallet.replay import ReplayFileError
+
     try:
         return asyncio.run(run_bot(settings, duration=args.duration, with_sidecar=with_sidecar))
+    except ReplayFileError as e:
+        # REPLAY_FILE is a setting: a settings problem, exit 2, one clear line and no traceback
+        log.critical("invalid settings: %s", e)
+        return EXIT_BAD_CONFIG
     except BreakerPersistenceError as e:
         log.critical("refusing to trade without a working breaker state file: %s", e)
         return EXIT_FATAL

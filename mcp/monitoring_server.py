@@ -33,6 +33,7 @@ from mcp.monitoring.gate import GateStatusSource, IntegratorGateStatus
 from mcp.monitoring.http import ServeError, metrics_app, start_site
 from mcp.monitoring.http_guard import HttpGuard
 from mcp.monitoring.metrics import MonitoringMetrics
+from mcp.monitoring.metrics_auth import metrics_middlewares
 from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS
 from mcp.monitoring.service import AlertStatsSource, MonitoringService, alert_totals_from_manager
 from mcp.monitoring.sources import PsutilLike, ServerStatesSource
@@ -165,7 +166,11 @@ class MonitoringServer:
             if self.serve_metrics:
                 self.metrics_bound_port = await self._serve(
                     start_site(
-                        metrics_app(self.metrics.registry),
+                        # issue 11: beyond loopback /metrics needs DASHBOARD_TOKEN as a bearer, like the dashboard
+                        metrics_app(
+                            self.metrics.registry,
+                            middlewares=metrics_middlewares(self.metrics_host, self.settings.dashboard_token),
+                        ),
                         self.metrics_host,
                         self.metrics_port,
                         setting="METRICS_PORT",

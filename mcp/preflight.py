@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from config.settings import Settings
 from mcp.dashboard.security import DashboardBindError, check_bind_safety
+from mcp.monitoring.metrics_auth import metrics_token_for
 from mcp.registry import selected_servers
 
 NO_SERVER_ENABLED = "no server enabled: set MCP_CODEBASE_SEARCH_ENABLED, MCP_TESTING_ENABLED or MCP_MONITORING_ENABLED"
@@ -24,5 +25,12 @@ def sidecar_settings_problems(settings: Settings, command: str = "all") -> list[
             check_bind_safety(settings.dashboard_host, settings.dashboard_token)
         except DashboardBindError as e:
             # a public dashboard without a token is a configuration error, not something a restart fixes
+            problems.append(str(e))
+    elif "monitoring" in names and settings.metrics_enabled:
+        # issue 11: METRICS_PORT binds DASHBOARD_HOST too; beyond loopback its /metrics needs the token
+        # (said once: with the dashboard on, the check above already names the missing token)
+        try:
+            metrics_token_for(settings.dashboard_host, settings.dashboard_token)
+        except DashboardBindError as e:
             problems.append(str(e))
     return problems

@@ -96,9 +96,10 @@ def test_invalid_settings_exit_2_listing_every_bad_field(tmp_path: Path) -> None
     assert not (tmp_path / "state").exists(), "nothing may be written with invalid settings"
 
 
-def test_missing_replay_file_is_a_clear_fatal_error(tmp_path: Path) -> None:
+def test_missing_replay_file_is_a_clear_settings_error(tmp_path: Path) -> None:
     done = run_main(tmp_path, "--duration", "2", REPLAY_FILE=str(tmp_path / "nope.jsonl"))
-    assert done.returncode == 1
+    assert done.returncode == 2  # REPLAY_FILE is a setting: exit 2 like every unusable REPLAY_FILE
+    assert "Traceback" not in done.stderr
     assert "REPLAY_FILE" in done.stderr
     assert "nope.jsonl" in done.stderr
 

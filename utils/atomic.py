@@ -77,13 +77,16 @@ def describe_file_type(mode: int) -> str | None:
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
-def read_regular_file(path: Path | str, max_bytes: int = MAX_STATE_FILE_BYTES) -> bytes | None:
+def read_regular_file(
+    path: Path | str, max_bytes: int = MAX_STATE_FILE_BYTES, *, what: str = "a state file"
+) -> bytes | None:
     """The bytes of the regular file at `path` (at most `max_bytes`), None if nothing is there.
 
     Never hangs and never reads without bound: the file is opened with O_NONBLOCK (a FIFO with no writer
     would otherwise block the open forever), checked with fstat to be a regular file no larger than
     `max_bytes`, and read at most `max_bytes + 1` bytes (a file growing while read is caught too).
-    Raises StateFileError saying what stands there and what was expected.
+    Raises StateFileError saying what stands there and what was expected (`what` names the kind of file
+    in the size error, e.g. "a replay file").
     """
     target = Path(path)
     try:
@@ -98,7 +101,7 @@ def read_regular_file(path: Path | str, max_bytes: int = MAX_STATE_FILE_BYTES) -
         if kind is not None:
             raise StateFileError(f"{target} is {kind}, expected a regular file")
         if info.st_size > max_bytes:
-            raise StateFileError(f"{target} is {info.st_size} bytes, expected at most {max_bytes} for a state file")
+            raise StateFileError(f"{target} is {info.st_size} bytes, expected at most {max_bytes} for {what}")
         chunks: list[bytes] = []
         total = 0
         while total <= max_bytes and (chunk := os.read(fd, max_bytes + 1 - total)):

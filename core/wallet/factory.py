@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import aiohttp
@@ -9,22 +10,45 @@ import aiohttp
 from config.settings import PROJECT_ROOT, Settings, WalletSourceKind
 from core.wallet.base import TradeSource
 from core.wallet.data_api import DataApiTradeSource
-from core.wallet.replay import ReplayFileError, ReplayTradeSource
+from core.wallet.replay import MAX_REPLAY_FILE_BYTES, ReplayFileError, ReplayTradeSource
+from utils.atomic import describe_file_type
 
 
 def resolve_replay_file(path: Path, *, cwd: Path | None = None, project_root: Path = PROJECT_ROOT) -> Path:
     """An absolute path as is; a relative one from the working directory, else from the project root.
 
-    Raises ReplayFileError naming every place looked at, so `python main.py` works from any directory
-    with the default REPLAY_FILE and a wrong setting is reported clearly at start-up.
+    Raises ReplayFileError naming every place looked at, or what stands there instead of a regular file
+    (a FIFO, a directory, a device) or its size when over MAX_REPLAY_FILE_BYTES, so `python main.py` works
+    from any directory with the default REPLAY_FILE and a wrong setting is reported clearly at start-up.
     """
     if path.is_absolute():
         candidates = [path]
     else:
         candidates = [(cwd if cwd is not None else Path.cwd()) / path, project_root / path]
     for candidate in candidates:
-        if candidate.is_file():
-            return candidate
+        # os.stat never opens the path, so a FIFO standing there cannot block this check
+        try:
+            info = os.stat(candidate)
+        except FileNotFoundError:
+            continue
+        except OSError as e:
+            raise ReplayFileError(
+                f"REPLAY_FILE={path}: cannot look at {candidate}: {e.strerror or e}; fix its permissions or point "
+                "REPLAY_FILE elsewhere"
+            ) from e
+        kind = describe_file_type(info.st_mode)
+        if kind is not None:
+            # something stands where the file should be: say what, rather than "no such file"
+            raise ReplayFileError(
+                f"REPLAY_FILE={path}: {candidate} is {kind}, expected a regular JSONL file of trades; point "
+                "REPLAY_FILE at one (the shipped one is data/replay_trades.jsonl)"
+            )
+        if info.st_size > MAX_REPLAY_FILE_BYTES:
+            raise ReplayFileError(
+                f"REPLAY_FILE={path}: {candidate} is {info.st_size} bytes, expected at most {MAX_REPLAY_FILE_BYTES} "
+                "for a replay file; point REPLAY_FILE at a smaller recording"
+            )
+        return candidate
     tried = ", ".join(str(candidate) for candidate in dict.fromkeys(candidates))
     raise ReplayFileError(
         f"REPLAY_FILE={path}: no such file (looked at {tried}); point REPLAY_FILE at a JSONL file of trades "

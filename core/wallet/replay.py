@@ -9,7 +9,8 @@ File format: UTF-8, one JSON object per line, each a Polymarket Data API activit
 
 Blank lines are ignored. A line that is not a valid trade is skipped, counted in `stats.malformed_skipped`
 and logged as `file:line: reason`; a repeated (transactionHash, asset) is skipped and counted in
-`stats.duplicates_skipped`. Neither is ever fatal; only a missing or unreadable file is.
+`stats.duplicates_skipped`. Neither is ever fatal; only a missing or unreadable file is, and so is anything
+that is not a regular file (FIFO, directory, device) or is over MAX_REPLAY_FILE_BYTES: ReplayFileError.
 
 Pacing: trades come out in file order. Trade i is due `(t_i - t_0) / speed` seconds after the first poll,
 where t are the file's timestamps (never earlier than the trade before it, so file order holds even when
@@ -31,8 +32,15 @@ from pathlib import Path
 
 from core.wallet.base import SourceStats, WalletTrade
 from core.wallet.records import MalformedRecordError, is_wallet_address, parse_activity_record
+from utils.atomic import StateFileError, read_regular_file
 
 logger = logging.getLogger(__name__)
+
+# The file is parsed whole in memory (pacing needs every timestamp before the first poll), so it is capped.
+# The shipped file is tens of kilobytes and one trade line is ~400 bytes: 64 MiB holds some 150,000 trades,
+# far more than any recording worth replaying, while keeping the parsed schedule well under a gigabyte of RAM.
+# Past it, the path is almost surely not a replay file (a disk image, a log, /dev/zero behind a symlink).
+MAX_REPLAY_FILE_BYTES = 64 * 1024 * 1024
 
 # Past this many, malformed and duplicate lines are counted but summarised rather than logged one by one.
 MAX_LINES_LOGGED = 20
@@ -135,6 +143,7 @@ class ReplayTradeSource:
         speed: float = 1.0,
         clock: Callable[[], datetime] = _utc_now,
         loop_forever: bool = False,
+        max_bytes: int = MAX_REPLAY_FILE_BYTES,
     ) -> None:
         if speed < 0:
             raise ValueError(f"REPLAY_SPEED: expected 0 (as fast as possible) or a positive factor, received {speed}")
@@ -144,6 +153,7 @@ class ReplayTradeSource:
         self._speed = speed
         self._clock = clock
         self._loop_forever = loop_forever
+        self._max_bytes = max_bytes
         self._load_lock = asyncio.Lock()
         self._schedule: list[ReplayLine] | None = None
         self._offsets: list[float] = []
@@ -158,18 +168,22 @@ class ReplayTradeSource:
         async with self._load_lock:
             if self._schedule is not None:
                 return
+            # the hardened read (issue 8): O_NONBLOCK open, fstat, regular file only, bounded. A FIFO in
+            # place of the file would otherwise block the read (and this poll) forever
             try:
-                data = await asyncio.to_thread(self.path.read_bytes)
-            except FileNotFoundError as e:
+                data = await asyncio.to_thread(
+                    read_regular_file, self.path, self._max_bytes, what="a replay file (REPLAY_FILE)"
+                )
+            except StateFileError as e:
+                raise ReplayFileError(
+                    f"cannot read the replay file (REPLAY_FILE): {e}; point REPLAY_FILE at a JSONL file of trades, "
+                    "e.g. data/replay_trades.jsonl"
+                ) from e
+            if data is None:
                 raise ReplayFileError(
                     f"replay file not found: {self.path} (resolved to {self.path.absolute()}); set REPLAY_FILE to an "
                     "existing JSONL file of trades, e.g. data/replay_trades.jsonl"
-                ) from e
-            except OSError as e:
-                raise ReplayFileError(
-                    f"cannot read the replay file {self.path} (REPLAY_FILE): {e.strerror or e}; "
-                    "fix its permissions or point REPLAY_FILE elsewhere"
-                ) from e
+                )
             contents = parse_replay_bytes(data)
             self._report(contents)
             kept = [line for line in contents.trades if self._wallets is None or line.trade.wallet in self._wallets]

@@ -30,6 +30,7 @@ from aiohttp import hdrs, web
 
 from config.settings import Settings
 from mcp.dashboard.auth import ReadAuth, login_routes, read_auth_middleware
+from mcp.dashboard.login_limit import LoginLimiter
 from mcp.dashboard.security import (
     BearerToken,
     DashboardBindError,
@@ -374,7 +375,8 @@ def build_dashboard_app(
     app.router.add_get("/api/history", history)
     app.router.add_get("/api/trading", trading)
     if read_auth is not None:
-        app.router.add_routes(login_routes(read_auth))
+        # issue 11: wrong tokens limited per client IP, on the app's injected clock
+        app.router.add_routes(login_routes(read_auth, LoginLimiter(clock)))
     app.router.add_post("/reset-circuit-breaker", reset_circuit_breaker)
     if registry is not None:
         app.router.add_get("/metrics", metrics_handler(registry))

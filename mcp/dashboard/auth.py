@@ -4,7 +4,8 @@ Scripts send `Authorization: Bearer <DASHBOARD_TOKEN>`; a browser signs in once 
 GET/POST /login, which sets an HttpOnly, SameSite=Strict cookie. The cookie holds an HMAC-SHA256 of the
 token (never the token itself), so a leaked cookie does not reveal DASHBOARD_TOKEN, and changing the token
 signs every browser out. Both checks run in constant time. The page's script and style (/static/) and
-/login itself stay open; /mcp and POST /reset-circuit-breaker keep their own bearer check.
+/login itself stay open; /mcp and POST /reset-circuit-breaker keep their own bearer check. Wrong tokens at
+POST /login are limited per client IP (mcp.dashboard.login_limit: 5 a minute, then 429 with Retry-After).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import hdrs, web
 
+from mcp.dashboard.login_limit import LoginLimiter
 from mcp.dashboard.security import BearerToken, bearer_from_header
 
 logger = logging.getLogger(__name__)
@@ -78,11 +80,11 @@ class ReadAuth:
         return "ReadAuth(configured=True)"
 
 
-def login_page(error: str = "") -> web.Response:
-    """The sign-in form (no script: it works under the strict CSP)."""
+def login_page(error: str = "", *, status: int | None = None, headers: dict[str, str] | None = None) -> web.Response:
+    """The sign-in form (no script: it works under the strict CSP); 401 with an error, 200 without."""
     notice = f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ""
-    status = 401 if error else 200
-    return web.Response(text=LOGIN_PAGE.format(error=notice), status=status, content_type="text/html")
+    code = status if status is not None else (401 if error else 200)
+    return web.Response(text=LOGIN_PAGE.format(error=notice), status=code, content_type="text/html", headers=headers)
 
 
 def read_auth_middleware(auth: ReadAuth) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
@@ -107,13 +109,26 @@ def read_auth_middleware(auth: ReadAuth) -> Callable[[web.Request, Handler], Awa
     return middleware
 
 
-def login_routes(auth: ReadAuth) -> list[web.RouteDef]:
-    """GET /login (the form) and POST /login (check the token, set the cookie, back to the page)."""
+def login_routes(auth: ReadAuth, limiter: LoginLimiter | None = None) -> list[web.RouteDef]:
+    """GET /login (the form) and POST /login (check the token, set the cookie, back to the page).
+
+    A client IP past `limiter`'s failures gets 429 with Retry-After, before its token is even looked at.
+    """
+    limiter = LoginLimiter() if limiter is None else limiter
 
     async def show(request: web.Request) -> web.Response:
         return login_page()
 
     async def submit(request: web.Request) -> web.Response:
+        client = request.remote or "unknown"
+        wait = limiter.retry_after(client)
+        if wait is not None:
+            logger.warning("dashboard sign-in from %s refused: too many wrong tokens, retry in %d s", client, wait)
+            return login_page(
+                f"too many wrong tokens from this address; try again in {wait} s",
+                status=429,
+                headers={hdrs.RETRY_AFTER: str(wait)},
+            )
         if request.content_length is not None and request.content_length > MAX_LOGIN_BODY_BYTES:
             return login_page(f"the form is over {MAX_LOGIN_BODY_BYTES} bytes; send only the token")
         raw = await request.content.read(MAX_LOGIN_BODY_BYTES + 1)
@@ -125,8 +140,10 @@ def login_routes(auth: ReadAuth) -> list[web.RouteDef]:
             return login_page("expected a form with one field, token")
         presented = (fields.get("token") or [""])[0]
         if not auth.allows(f"Bearer {presented}" if presented else None, None):
+            limiter.failed(client)
             logger.warning("dashboard sign-in from %s refused: wrong token", request.remote)
             return login_page("wrong token; expected the value of DASHBOARD_TOKEN")
+        limiter.succeeded(client)
         response = web.Response(status=303, headers={hdrs.LOCATION: "/"})
         response.set_cookie(
             COOKIE_NAME,

@@ -2,6 +2,7 @@
 
 `metrics_app` is an aiohttp application with GET /metrics over a registry; `start_site` binds an app to
 host:port with aiohttp's AppRunner and turns "port in use" into an error that names the setting to change.
+Bound beyond loopback, METRICS_PORT's app gets the bearer check of `mcp.monitoring.metrics_auth` (issue 11).
 With a `guard` (mcp.monitoring.http_guard) the port also refuses foreign Host names, slow request heads and
 bodies, and a client's connections beyond the limit.
 """
@@ -10,9 +11,10 @@ from __future__ import annotations
 
 import errno
 import logging
+from collections.abc import Iterable
 
 from aiohttp import web
-from aiohttp.typedefs import Handler
+from aiohttp.typedefs import Handler, Middleware
 from prometheus_client import CollectorRegistry
 from prometheus_client.aiohttp import make_aiohttp_handler
 
@@ -32,9 +34,10 @@ def metrics_handler(registry: CollectorRegistry) -> Handler:
     return make_aiohttp_handler(registry)
 
 
-def metrics_app(registry: CollectorRegistry) -> web.Application:
-    """An application serving `registry` at GET /metrics (the METRICS_PORT endpoint)."""
-    app = web.Application()
+def metrics_app(registry: CollectorRegistry, *, middlewares: Iterable[Middleware] = ()) -> web.Application:
+    """An application serving `registry` at GET /metrics (the METRICS_PORT endpoint), behind `middlewares`
+    (the bearer check when it listens beyond loopback)."""
+    app = web.Application(middlewares=list(middlewares))
     app.router.add_get(METRICS_PATH, metrics_handler(registry))
     return app
 
