@@ -210,3 +210,22 @@ async def test_the_sidecar_on_a_public_host_guards_its_reads(tmp_path: Path) -> 
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_changing_the_token_signs_every_browser_out(tmp_path: Path, make_client: ClientFactory) -> None:
+    """README: the cookie holds an HMAC of the token, so a restart with a new DASHBOARD_TOKEN refuses the
+    cookies signed under the old one (the browser is sent back to /login); the new token's cookie opens."""
+    old = await public_client(tmp_path, make_client)
+    signed = await old.post("/login", data={"token": TOKEN}, allow_redirects=False)
+    cookie = {COOKIE_NAME: signed.cookies[COOKIE_NAME].value}
+    app = build_dashboard_app(
+        settings(tmp_path, dashboard_host="0.0.0.0", dashboard_token=TOKEN + "-new"),
+        FakeMonitoring(),
+        registry=CollectorRegistry(),
+    )
+    new = await make_client(app)
+    page = await new.get("/", cookies=cookie, allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"] == "/login"
+    assert (await new.get("/api/trading", cookies=cookie)).status == 401
+    fresh = {COOKIE_NAME: session_value(TOKEN + "-new")}
+    assert (await new.get("/api/trading", cookies=fresh)).status == 200
