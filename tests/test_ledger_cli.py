@@ -127,6 +127,7 @@ def test_main_rejects_a_bad_trade_count_with_exit_2(tmp_path: Path, bad: str) ->
 
 @pytest.mark.integration
 def test_main_positions_json_from_a_real_process(state_dir: Path) -> None:
+    before = {path.name: path.read_bytes() for path in state_dir.iterdir() if path.is_file()}
     done = subprocess.run(
         [sys.executable, str(ROOT / "main.py"), "--positions", "--trades", "--json"],
         cwd=state_dir.parent,
@@ -140,3 +141,8 @@ def test_main_positions_json_from_a_real_process(state_dir: Path) -> None:
     assert [p["token_id"] for p in payload["positions"]] == ["1234567890123456"]
     assert payload["pnl"]["copies"] == 1 and len(payload["trades"]) == 2
     assert not (state_dir.parent / "logs").exists()  # the view writes nothing, not even a log
+    # README: the ledger is never changed; only SQLite's empty WAL companions may appear beside it
+    after = {path.name: path.read_bytes() for path in state_dir.iterdir() if path.is_file()}
+    assert after.pop("ledger.db-wal", b"") == b""
+    after.pop("ledger.db-shm", None)
+    assert after == before
