@@ -528,3 +528,15 @@ def test_building_the_adapter_keeps_the_interpreters_recursion_limit() -> None:
     done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["recursion-error", "1000", "1000"]
+
+
+async def test_the_wallet_reconciled_is_the_funder_when_set_else_the_keys_address(
+    fake: FakeClob, wallet: LocalAccount
+) -> None:
+    """README (reconciliation): the exchange is asked about CLOB_FUNDER_ADDRESS, else the PRIVATE_KEY's
+    address; main.py hands the adapter's `address` to the reconciler (tested in tests/test_reconcile.py)."""
+    proxy: LocalAccount = Account.create()  # a made-up proxy wallet that holds the funds
+    funded = PolymarketClobClient(live_settings(fake, wallet, clob_funder_address=proxy.address, clob_signature_type=2))
+    assert funded.address == proxy.address != wallet.address
+    own = PolymarketClobClient(live_settings(fake, wallet))
+    assert own.address == wallet.address

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
+from core.ledger import TradeLedger
 from mcp.dashboard.app import build_dashboard_app
 from mcp.dashboard.auth import COOKIE_NAME, MAX_LOGIN_BODY_BYTES, ReadAuth, needs_token, session_value
 from mcp.dashboard.security import CONTENT_SECURITY_POLICY
@@ -26,7 +27,17 @@ from tests.fakes.monitoring_builders import bot_snapshot, write_state
 from tests.test_dashboard import FakeMonitoring
 from tests.test_dashboard_server import TOKEN as SERVER_TOKEN
 from tests.test_dashboard_server import make_server
-from tests.trading_support import ELECTION, RAIN_TITLE, WALLET_A, build_ledger, write_snapshot
+from tests.trading_support import (
+    ELECTION,
+    RAIN,
+    RAIN_TITLE,
+    WALLET_A,
+    SteppingClock,
+    _denied,
+    _seen,
+    build_ledger,
+    write_snapshot,
+)
 
 TOKEN = "read-token-0123456789abcdef-xyz"
 ClientFactory = Callable[..., Any]
@@ -210,3 +221,58 @@ async def test_the_sidecar_on_a_public_host_guards_its_reads(tmp_path: Path) -> 
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_changing_the_token_signs_every_browser_out(tmp_path: Path, make_client: ClientFactory) -> None:
+    """README: the cookie holds an HMAC of the token, so a restart with a new DASHBOARD_TOKEN refuses the
+    cookies signed under the old one (the browser is sent back to /login); the new token's cookie opens."""
+    old = await public_client(tmp_path, make_client)
+    signed = await old.post("/login", data={"token": TOKEN}, allow_redirects=False)
+    cookie = {COOKIE_NAME: signed.cookies[COOKIE_NAME].value}
+    app = build_dashboard_app(
+        settings(tmp_path, dashboard_host="0.0.0.0", dashboard_token=TOKEN + "-new"),
+        FakeMonitoring(),
+        registry=CollectorRegistry(),
+    )
+    new = await make_client(app)
+    page = await new.get("/", cookies=cookie, allow_redirects=False)
+    assert page.status == 303 and page.headers["Location"] == "/login"
+    assert (await new.get("/api/trading", cookies=cookie)).status == 401
+    fresh = {COOKIE_NAME: session_value(TOKEN + "-new")}
+    assert (await new.get("/api/trading", cookies=fresh)).status == 200
+
+
+async def test_recent_copies_are_the_ten_newest_and_the_ledger_is_only_read(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    """README: "Recent copies: the last ten followed trades"; the view only reads the ledger."""
+    state_dir = tmp_path
+    state_dir.mkdir(exist_ok=True)
+    ledger = TradeLedger(state_dir / "ledger.db", clock=SteppingClock())
+    ledger.open()
+    for n in range(12):
+        row = _seen(ledger, f"0xtx{n:02d}", WALLET_A, RAIN, RAIN_TITLE, "Yes", "BUY", 10.0 + n, 0.5)
+        ledger.record_outcome_sync(row, _denied(RAIN, "BUY", "min_order_size"))
+    ledger.close()
+    write_snapshot(state_dir)
+    before = {path.name: path.read_bytes() for path in state_dir.iterdir() if path.is_file()}
+    client = await make_client(build_dashboard_app(settings(state_dir), FakeMonitoring(), cache_seconds=0))
+    for _ in range(2):
+        body = await (await client.get("/api/trading")).json()
+        assert [row["size"] for row in body["recent_trades"]] == [21.0 - n for n in range(10)]
+    after = {path.name: path.read_bytes() for path in state_dir.iterdir() if path.is_file()}
+    # SQLite's own companions of a WAL file may appear beside a closed ledger; the ledger never changes
+    assert after.pop("ledger.db-wal", b"") == b""
+    after.pop("ledger.db-shm", None)
+    assert after == before, "the trading view changed a file in STATE_DIR"
+
+
+async def test_before_the_first_trade_every_list_is_empty_and_no_ledger_is_made(
+    tmp_path: Path, make_client: ClientFactory
+) -> None:
+    client = await make_client(build_dashboard_app(settings(tmp_path), FakeMonitoring(), cache_seconds=0))
+    body = await (await client.get("/api/trading")).json()
+    assert body["status"] == "no_ledger"
+    lists = ("positions", "recent_trades", "followed_wallets", "deny_reasons", "equity_curve")
+    assert {name: body[name] for name in lists} == {name: [] for name in lists}
+    assert not (tmp_path / "ledger.db").exists()

@@ -31,8 +31,10 @@ from mcp.monitoring.thresholds import MonitoringLimits
 from mcp.status import assess_status, format_status
 from mcp.supervisor import STATUS_SCHEMA_VERSION
 from tests.fakes.fake_host import FakeHost
+from tests.fakes.monitoring_builders import bot_snapshot, write_state
 from tests.fakes.monitoring_builders import settings as make_settings
 from tests.live_stack import clean_env, free_port, get_json, start_child
+from tests.test_monitoring import make_server, samples
 
 H, S, D, C = Level.HEALTHY, Level.STARTING, Level.DEGRADED, Level.CRITICAL
 
@@ -309,3 +311,15 @@ def test_a_figure_that_appears_later_does_not_send_a_judged_component_back_to_st
     assert overall([None, None]) is H
     assert overall([H, S]) is H  # the RSS is judged; the first trade's latency is still warming up
     assert overall([D, S, H]) is D
+
+
+async def test_monitoring_component_status_reads_half_for_a_starting_component(tmp_path: Path) -> None:
+    """README: `monitoring_component_status` reads 0.5 for starting (a fresh server, its default warm-up)."""
+    write_state(tmp_path, bot_snapshot())
+    server = make_server(tmp_path, hold=None)  # the product's own warm-up: one full window before a verdict
+    report = await server.check_once()
+    found = samples(server.metrics.exposition().decode())
+    starting = [name for name, component in report["components"].items() if component["status"] == "starting"]
+    assert "main_bot" in starting, report["components"]
+    for name in starting:
+        assert found[("monitoring_component_status", (("component", name),))] == 0.5

@@ -34,6 +34,9 @@ async def test_health_says_which_isolation_is_in_effect(tmp_path: Path) -> None:
                 watch=(sidecar,),
             )
         isolation = report["isolation"]
+        # README: "The sidecar logs once which one is in effect"
+        said = [line for line in sidecar.text().splitlines() if "heavy work isolation:" in line]
+        assert len(said) == 1 and f"heavy work isolation: {isolation['isolation']}" in said[0], said
         if discover() is None:
             assert isolation["isolation"] in ("SCHED_IDLE", "nice only") and isolation["cgroup"] is None
             pytest.skip("SKIPPED LOUDLY: cgroups are not writable here; only the priority was checked")

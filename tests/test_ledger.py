@@ -266,3 +266,28 @@ def test_a_write_on_a_closed_ledger_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(LedgerError, match="call open"):
         ledger.record_marks_sync({"t": 0.5})
     ledger.close()
+
+
+def test_each_trade_commits_with_an_fsync_and_its_seen_row_without(ledger: TradeLedger) -> None:
+    """README: each trade ends in one transaction committed with an fsync (`synchronous=FULL`); the "seen"
+    row is committed before the decision without its own fsync. SQLite's trace of the writer connection
+    shows which durability each commit ran under (an fsync itself cannot be observed from here)."""
+    statements: list[str] = []
+    ledger._db().set_trace_callback(statements.append)  # the writer's one connection
+
+    def commits_under() -> list[str]:
+        """The synchronous level in force at each COMMIT, in order."""
+        level, levels = "FULL", []  # open() sets FULL
+        for statement in statements:
+            if statement.startswith("PRAGMA synchronous"):
+                level = statement.split("=")[1].strip()
+            elif statement == "COMMIT":
+                levels.append(level)
+        return levels
+
+    trade_id = seen(ledger, "0xa")
+    assert commits_under() == ["NORMAL"]
+    ledger.record_outcome_sync(trade_id, filled("tok-1", "BUY", 10.0, 0.5))
+    assert commits_under() == ["NORMAL", "FULL"]
+    ledger._db().set_trace_callback(None)
+    assert ledger._db().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, as SQLite reports it

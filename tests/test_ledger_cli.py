@@ -127,6 +127,7 @@ def test_main_rejects_a_bad_trade_count_with_exit_2(tmp_path: Path, bad: str) ->
 
 @pytest.mark.integration
 def test_main_positions_json_from_a_real_process(state_dir: Path) -> None:
+    before = {path.name: path.read_bytes() for path in state_dir.iterdir() if path.is_file()}
     done = subprocess.run(
         [sys.executable, str(ROOT / "main.py"), "--positions", "--trades", "--json"],
         cwd=state_dir.parent,
@@ -140,3 +141,42 @@ def test_main_positions_json_from_a_real_process(state_dir: Path) -> None:
     assert [p["token_id"] for p in payload["positions"]] == ["1234567890123456"]
     assert payload["pnl"]["copies"] == 1 and len(payload["trades"]) == 2
     assert not (state_dir.parent / "logs").exists()  # the view writes nothing, not even a log
+    # README: the ledger is never changed; only SQLite's empty WAL companions may appear beside it
+    after = {path.name: path.read_bytes() for path in state_dir.iterdir() if path.is_file()}
+    assert after.pop("ledger.db-wal", b"") == b""
+    after.pop("ledger.db-shm", None)
+    assert after == before
+
+
+@pytest.mark.integration
+def test_trades_without_a_count_shows_the_last_20_newest_first(tmp_path: Path) -> None:
+    """README: `python main.py --trades [N]`, the last N (default 20) followed trades, newest first."""
+    state = tmp_path / "state"
+    ledger = TradeLedger(state / "ledger.db")
+    ledger.open()
+    for n in range(23):
+        row = ledger.record_seen_sync(
+            wallet=WALLET,
+            tx_hash=f"0x{n:04x}",
+            token_id="1234567890123456",
+            market="0xm",
+            title="Will the river flood this spring?",
+            outcome="Yes",
+            side="BUY",
+            size=float(n + 1),
+            price=0.6,
+            traded_at=float(n + 1),
+        )
+        ledger.record_outcome_sync(row, OutcomeRecord("1234567890123456", "BUY", "denied", "min_order_size"))
+    ledger.close()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "--trades", "--json"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "STATE_DIR": str(state), "LOG_DIR": str(tmp_path / "logs")},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    sizes = [trade["size"] for trade in json.loads(done.stdout)["trades"]]
+    assert sizes == [float(23 - n) for n in range(20)]

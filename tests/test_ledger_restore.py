@@ -124,6 +124,33 @@ def test_a_restart_restores_positions_cash_marks_and_the_day_and_a_later_sell_ex
     asyncio.run(scenario())
 
 
+def test_the_ledger_holds_the_fill_before_the_breaker_is_fed(tmp_path: Path) -> None:
+    """README: the trade is written to the ledger before the circuit breaker's own write, so a kill between
+    the two leaves the ledger a fill ahead (which the next start reconciles), never the breaker."""
+    settings = make_settings(tmp_path)
+    seen_by_breaker: list[tuple[str, float | None]] = []
+
+    async def scenario() -> None:
+        async with Bot(settings, [pinned("tok-1")]) as executor:
+            feed = executor.breaker.update_equity_async
+
+            async def update_equity_async(equity: float) -> None:
+                reader = LedgerReader(settings.state_dir / LEDGER_FILE_NAME)
+                try:
+                    [newest] = reader.recent_trades(1)
+                    seen_by_breaker.append((newest.decision, newest.fill_size))
+                finally:
+                    reader.close()
+                await feed(equity)
+
+            executor.breaker.update_equity_async = update_equity_async  # type: ignore[method-assign]
+            assert (await executor.execute_copy(trade("0xa"))).status is ExecutionStatus.EXECUTED
+
+    asyncio.run(scenario())
+    [(decision, fill_size)] = seen_by_breaker
+    assert decision == "copied" and fill_size is not None and fill_size > 0
+
+
 def test_each_denial_and_error_is_in_the_ledger_with_its_reasons(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, max_order_size=5.0, min_order_size=1.0)
 

@@ -187,6 +187,17 @@ class TestOneTruthAcrossProcesses:
         history = json.loads((state_dir / STATE_FILE_NAME).read_text())["history"]
         assert history[-1]["reason"] == "CLI: operator on call"
 
+    async def test_a_reset_of_a_closed_breaker_changes_and_counts_nothing(self, tmp_path: Path) -> None:
+        """README: every reset of a tripped breaker is counted; resetting a closed one changes nothing."""
+        state_dir = tmp_path / "state"
+        here = integrator_in_this_process(state_dir)
+        closed = await here.reset_mcp_circuit_breaker("nothing to reset")
+        assert (closed["state"], closed["manual_resets"], closed["version"]) == ("closed", 0, 0)
+        assert await asyncio.to_thread(run_child, TRIP, state_dir, "tripped") == "True"
+        await here.reset_mcp_circuit_breaker("reset after the trip")
+        again = await here.reset_mcp_circuit_breaker("a second reset, already closed")
+        assert (again["manual_resets"], again["version"]) == (1, 2)  # one write for the trip, one for the reset
+
     def test_concurrent_changes_from_several_processes_are_never_lost(self, tmp_path: Path) -> None:
         state_dir = tmp_path / "state"
         rounds, workers = 15, 4

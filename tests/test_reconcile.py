@@ -339,6 +339,20 @@ async def test_a_mismatch_that_is_gone_at_the_second_look_does_not_halt(live: Li
     assert live.alerts.sent == []
 
 
+async def test_a_mismatch_that_lasts_is_one_critical_alert_not_one_per_round(live: Live) -> None:
+    """README: a mismatch sends one CRITICAL alert; later rounds that still disagree keep entries halted
+    and only log."""
+    await buy_ten(live)
+    live.api.set_positions(live.adapter.address)
+    reconciler = live.reconciler()
+    for _ in range(3):
+        result = await reconciler.reconcile()
+        assert result is not None and not result.ok
+    await reconciler.drain_alerts()
+    assert live.executor.reconcile_gate.blocks_entries
+    assert live.alerts.severities() == ["critical"]
+
+
 async def test_the_gate_opens_again_when_a_later_reconcile_agrees(live: Live) -> None:
     await buy_ten(live)
     live.api.set_positions(live.adapter.address)

@@ -231,6 +231,28 @@ def test_a_bot_started_while_the_folder_is_locked_is_refused(tmp_path: Path) -> 
 
 
 @pytest.mark.integration
+def test_a_refused_bot_leaves_every_file_of_the_folder_as_it_was(tmp_path: Path) -> None:
+    """README: a refused bot "reads and writes none of the folder's files": not even the start-up repairs
+    (a corrupt breaker file or a directory as risk_state.json are moved aside only by the lock's holder)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "circuit_breaker.json").write_text("{not json")
+    (state / "risk_state.json").mkdir()
+    (state / "ledger.db").write_bytes(b"not a ledger either")
+    before = {p.name: (p.is_dir(), p.read_bytes() if p.is_file() else b"") for p in state.iterdir()}
+    holder = start_holder(state)
+    try:
+        done = run_main(tmp_path, "--duration", "1")
+    finally:
+        holder.kill()
+        holder.communicate()
+    assert done.returncode == EXIT_STATE_DIR_BUSY, done.stderr[-2000:]
+    after = {p.name: (p.is_dir(), p.read_bytes() if p.is_file() else b"") for p in state.iterdir()}
+    after.pop(LOCK_FILE_NAME)
+    assert after == before
+
+
+@pytest.mark.integration
 def test_a_bot_killed_with_sigkill_leaves_no_stale_lock(tmp_path: Path) -> None:
     first = start_bot(tmp_path)
     try:

@@ -17,7 +17,14 @@ from mcp.trading.view import Limits
 from tests.alerting.conftest import TOKEN
 from tests.fakes.fake_telegram import FakeTelegram
 from tests.trading_support import RAIN_TITLE, WALLET_A, build_ledger, write_snapshot
-from utils.alerting.commands import MAX_DAYS, MAX_TRADES, AccessPolicy, TelegramCommands, parse_optional_count
+from utils.alerting.commands import (
+    MAX_DAYS,
+    MAX_TRADES,
+    AccessPolicy,
+    CommandUsageError,
+    TelegramCommands,
+    parse_optional_count,
+)
 
 OPERATOR, STRANGER, CHAT_ID = 1001, 6666, 4242
 POLICY = AccessPolicy(frozenset({CHAT_ID}), frozenset({OPERATOR}))
@@ -49,6 +56,18 @@ async def commands(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Tele
 )  # fmt: skip
 def test_optional_counts(args: list[str], count: int) -> None:
     assert parse_optional_count(args, 10, MAX_TRADES, "usage") == count
+
+
+@pytest.mark.parametrize(
+    ("maximum", "edge"), [(MAX_TRADES, 50), (MAX_DAYS, 30)], ids=["/trades n 1-50", "/daily days 1-30"]
+)
+def test_the_counts_are_bounded_as_the_readme_says(maximum: int, edge: int) -> None:
+    """README: `/trades [n]` with n 1-50, `/daily [days]` with days 1-30 (the literal figures, not the constants)."""
+    assert parse_optional_count([str(edge)], 10, maximum, "usage") == edge
+    assert parse_optional_count(["1"], 10, maximum, "usage") == 1
+    for outside in (edge + 1, 0):
+        with pytest.raises(CommandUsageError, match=f"received {outside}$"):
+            parse_optional_count([str(outside)], 10, maximum, "usage")
 
 
 @pytest.mark.integration

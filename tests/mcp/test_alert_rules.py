@@ -169,6 +169,24 @@ def test_the_trading_breaker_fires_after_its_grace_with_the_bot_s_own_wording_as
     )
 
 
+@pytest.mark.parametrize(
+    ("kind", "severity"),
+    [
+        ("daily_loss", "critical"),
+        ("corrupt_state", "critical"),
+        ("consecutive_losses", "warning"),
+        ("error_burst", "warning"),
+    ],
+)
+def test_the_trading_breaker_alert_is_critical_only_for_daily_loss_and_corrupt_state(kind: str, severity: str) -> None:
+    """README table: `trading-breaker` is critical for daily_loss / corrupt_state, else warning."""
+    rules = Rules()
+    halted = breaker(0.0, "HALTED", trip_kind=kind, trip_reason="why", tripped_at="2026-12-07T01:00:00+00:00")
+    rules.at(100, report(circuit_breaker=halted))
+    [notice] = [n for n in rules.at(104, report(circuit_breaker=halted)) if n.key == TRADING_BREAKER]
+    assert (notice.alert_type, notice.severity) == ("CIRCUIT_BREAKER_TRIPPED", severity)
+
+
 def test_a_component_is_alerted_only_once_critical_for_its_minimum_duration() -> None:
     rules = Rules()
     host = {"status": "critical", "message": "disk 97 %", "figures": {}}

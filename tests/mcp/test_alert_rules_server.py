@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from mcp.alert_rules_server import AlertRulesServer
+from mcp.alert_rules_server import AlertRulesServer, rule_config
 from mcp.monitoring.report import next_report_due
 from tests.alerting.conftest import CHAT, FAST_RETRY, TOKEN
 from tests.fakes.fake_telegram import FakeTelegram
@@ -196,3 +196,25 @@ async def test_an_evaluation_that_fails_is_reported_as_degraded_and_the_next_rou
     server.monitoring.health_report = lambda: {}  # type: ignore[method-assign]
     await server.tick()
     assert server.health()["status"] == "healthy"
+
+
+@pytest.mark.parametrize(("interval", "grace"), [(30.0, 60.0), (1.0, 3.0)])
+def test_the_rule_durations_come_from_the_interval_as_the_readme_says(
+    tmp_path: Path, telegram: FakeTelegram, interval: float, grace: float
+) -> None:
+    """README table: trading-breaker after 2 × the interval (≥ 3 s); a component critical for 1.5 intervals
+    (host 3); a snapshot stale after 60 s; the sidecar's warning levels are MONITORING_MAX_* ."""
+    config = rule_config(
+        settings(
+            tmp_path,
+            telegram,
+            monitor_interval_seconds=interval,
+            monitoring_max_cpu_percent=7.0,
+            monitoring_max_memory_mb=90.0,
+        )
+    )
+    assert config.breaker_grace_seconds == grace
+    assert config.default_min_duration == 1.5 * interval
+    assert config.min_durations == {"host": 3 * interval}
+    assert config.stale_after_seconds == 60.0
+    assert (config.sidecar_cpu_warning, config.sidecar_memory_warning_mb) == (7.0, 90.0)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,7 +20,9 @@ from config.settings import Settings
 from mcp.heartbeat import HeartbeatServer, mask_url
 from mcp.registry import build_services
 from mcp.server import Server
+from tests.conftest import PROJECT_ROOT
 from tests.fakes.loopback import serve_on_loopback
+from tests.live_stack import clean_env, free_port, python, start_child
 from utils.logging_setup import secret_values
 
 pytestmark = pytest.mark.integration
@@ -158,3 +162,65 @@ def test_the_heartbeat_service_runs_only_when_a_url_is_set(tmp_path: Any) -> Non
     services, unavailable = build_services(configured, [])
     heartbeat = next(service for service in services if service.name == "heartbeat")
     assert unavailable == {} and heartbeat.health()["url"] == "https://hc-ping.example/***"
+
+
+async def sidecar_status(env: dict[str, str]) -> dict[str, Any]:
+    """`python -m mcp.main_mcp status --json` as an operator runs it; its parsed answer and exit code."""
+    process = await asyncio.create_subprocess_exec(
+        python(),
+        "-m",
+        "mcp.main_mcp",
+        "status",
+        "--json",
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    out, _ = await asyncio.wait_for(process.communicate(), 60)
+    return {"exit": process.returncode, **json.loads(out)}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_real_sidecar_pings_and_three_failures_show_degraded_in_status(
+    switch: FakeDeadMansSwitch, tmp_path: Path
+) -> None:
+    """README: the sidecar GETs HEARTBEAT_URL every interval; three failed pings in a row make the
+    `heartbeat` service degraded in `python -m mcp.main_mcp status`, and stop nothing."""
+    env = clean_env(
+        tmp_path,
+        HEARTBEAT_URL=switch.url,
+        HEARTBEAT_INTERVAL_SECONDS="0.2",
+        MCP_HEALTH_LOOP_SECONDS="1",  # the status file is rewritten each second, not each minute
+        DASHBOARD_PORT=free_port(),
+        METRICS_PORT=free_port(),
+    )
+    # `all`, as main.py starts it: the heartbeat is a service of the whole sidecar
+    sidecar = await start_child("sidecar", ["-m", "mcp.main_mcp", "all"], env, tmp_path)
+    try:
+        async with asyncio.timeout(45):
+            await switch.third_ping.wait()  # pinged on its interval by the real process
+        assert set(switch.pings) == {CHECK_UUID}
+        switch.status = 500  # the external check now refuses every ping
+        seen: dict[str, Any] = {}
+        async with asyncio.timeout(60):
+            while True:
+                assert sidecar.alive(), f"the sidecar exited:\n{sidecar.text()[-3000:]}"
+                answer = await sidecar_status(env)
+                heartbeat = ((answer.get("status") or {}).get("servers") or {}).get("heartbeat") or {}
+                seen = heartbeat
+                if heartbeat.get("status") == "degraded":
+                    break
+                await asyncio.sleep(0.5)
+        assert seen["state"] == "running" and "last ping failed: HTTP 500" in str(seen), seen
+        pings_when_degraded = len(switch.pings)
+        switch.third_ping.clear()  # set again by the next ping: it goes on pinging, a failure stops nothing
+        async with asyncio.timeout(20):
+            await switch.third_ping.wait()
+        assert len(switch.pings) > pings_when_degraded
+        assert sidecar.alive()
+    finally:
+        await sidecar.stop()
+    log = sidecar.text()
+    assert CHECK_UUID not in log and "HTTP 500" in log  # failures logged, the URL's token masked
