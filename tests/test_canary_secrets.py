@@ -125,7 +125,8 @@ async def test_no_canary_reaches_any_output(tmp_path: Path) -> None:
             await bot.stop(grace=20)  # SIGTERM: the bot stops its sidecar, logs and the outbox are flushed
         alerts = [message.text for message in telegram.messages]
 
-    assert '"main_bot"' in outputs["dashboard /health"] and report["status"] in {"starting", "healthy", "degraded", "critical"}
+    assert '"main_bot"' in outputs["dashboard /health"]
+    assert report["status"] in {"starting", "healthy", "degraded", "critical"}
     assert "monitoring_component_status" in outputs["metrics port /metrics"]
     masked = "***" + planted["WALLET_ADDRESS"][-6:]
     assert masked in read_text(tmp_path / "state" / "risk_state.json")  # WALLET_ADDRESS was planted, read, masked
