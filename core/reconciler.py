@@ -27,6 +27,7 @@ import aiohttp
 from core.breaker_io import AlertCallback, AlertDispatcher
 from core.portfolio import Portfolio
 from core.reconcile import ReconcileGate, ReconcileResult, confirm, reconcile
+from utils.http_body import BodyTooLargeError, read_capped
 from utils.secrets import mask_addresses, mask_wallet
 
 logger = logging.getLogger(__name__)
@@ -140,14 +141,10 @@ class DataApiPositions:
         return payload
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            total += len(chunk)
-            if total > self._max_body_bytes:
-                raise ReconcileFetchError(f"Data API /positions: body larger than {self._max_body_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_capped(response, self._max_body_bytes)
+        except BodyTooLargeError as e:
+            raise ReconcileFetchError(f"Data API /positions: {e}") from e
 
     async def close(self) -> None:
         """Close the HTTP session if this source opened it."""

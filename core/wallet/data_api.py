@@ -43,6 +43,7 @@ import aiohttp
 from core.wallet.base import SourceStats, WalletTrade
 from core.wallet.polling import BoundedKeySet, RequestPacer, backoff_delay, parse_retry_after
 from core.wallet.records import MalformedRecordError, is_wallet_address, parse_activity_record
+from utils.http_body import BodyTooLargeError, read_capped
 from utils.secrets import mask_addresses, mask_wallet
 
 logger = logging.getLogger(__name__)
@@ -390,15 +391,11 @@ class DataApiTradeSource:
         return " ".join(text.split()) or "(empty body)"
 
     async def _read_capped(self, response: aiohttp.ClientResponse) -> bytes:
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in response.content.iter_chunked(64 * 1024):
-            total += len(chunk)
-            if total > self._max_body_bytes:
-                # An endless or absurd body is a broken server or proxy; stop reading rather than buffer it.
-                raise _FetchFailed("bad_response", f"body larger than {self._max_body_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        try:
+            return await read_capped(response, self._max_body_bytes)
+        except BodyTooLargeError as e:
+            # an endless or absurd body is a broken server or proxy: stop reading rather than buffer it
+            raise _FetchFailed("bad_response", str(e)) from e
 
     def _records(self, body: bytes) -> list[Any]:
         """The JSON list of records, or _FetchFailed(bad_response); an unusable body counts as one malformed."""
