@@ -34,6 +34,8 @@ def crafted_report() -> dict[str, Any]:
     components["testing"]["status"] = "warming_up"
     components["circuit_breaker"]["figures"] = {
         "daily_loss": 1.52097,
+        "daily_loss_percent": 0.0152097,  # a fraction of the limit under a "_percent" name, as the check sends it
+        "warning_percent": 0.12,
         "last_attempt_at": 1_796_600_824.7,
         "token": TOKEN_ID,
         "scan": {"status": "ok", "parameters": 92, "root": {"path": "/srv/bot", "files": 1_234_567_890}},
@@ -71,6 +73,7 @@ async def test_cards_read_like_a_person_wrote_them(tmp_path: Path) -> None:
 
                 text = await card.inner_text()
                 assert "1.52" in text and "1.52097" not in text
+                assert re.search(r"daily loss percent\s+1\.5 %", text) and re.search(r"warning percent\s+12\.0 %", text)
                 assert "…992563" in text and TOKEN_ID not in text
                 assert re.search(r"last attempt at\s+(in )?\d+ (s|min|h|d)\b.*", text), text
                 hover = await card.locator("time[title]").first.get_attribute("title")

@@ -63,9 +63,14 @@
     return LONG_ID.test(value) ? `…${value.slice(-6)}` : value;
   }
 
+  // Figures that hold a fraction of a limit under a "_percent" name (they mirror DAILY_LOSS_WARNING_PERCENT and
+  // its kin, which the reference sets as fractions: 0.12 = 12 %): shown as the percentage they mean.
+  const FRACTION_KEYS = new Set(["daily_loss_percent", "warning_percent", "critical_percent"]);
+
   function formatValue(value, key) {
     if (value === null || value === undefined) return "–";
     if (typeof value === "boolean") return value ? "yes" : "no";
+    if (typeof value === "number" && FRACTION_KEYS.has(key)) return `${(value * 100).toFixed(1)} %`;
     if (typeof value === "number") {
       if (key && TIME_KEY.test(key) && value >= EPOCH_MIN && value < EPOCH_MAX) return relativeTime(epochIso(value));
       return formatNumber(value);
