@@ -772,3 +772,40 @@ def test_a_release_whose_settings_do_not_validate_is_refused_before_any_change(i
     assert "[ERROR] pre-flight failed" in result.stdout
     assert tree_digest(installed.install, skip=("state", "logs")) == before
     assert sidecar_pid(installed.install) == pid
+
+
+# --- deploy for real beyond loopback: health validation and the error-rate monitor carry the token ---------
+
+
+@needs_tools
+def test_production_deploys_beyond_loopback_validate_and_monitor_with_the_token(tmp_path: Path) -> None:
+    """Without the token every step after the restart would get 401 and roll back: two deploys onto a sidecar on
+    0.0.0.0, the second one reading the running sidecar's error rate (its baseline) through the guarded /metrics."""
+    settings = {**install_settings(), "dashboard_host": BEYOND_LOOPBACK_HOST, "dashboard_token": SCRIPT_TOKEN}
+    install = new_install(tmp_path / "install", **settings)
+    v1 = snapshot_release(tmp_path / "v1")
+    env = script_env(install, **DEPLOY_SETTINGS)
+    try:
+        with bot_beside(install):
+            first = run(v1 / "scripts" / "deploy_mcp_servers.sh", "production", "--monitor-seconds", "3", env=env)
+            assert first.returncode == 0, first.stdout
+            pid = sidecar_pid(install)
+            assert pid is not None
+            output, leaks, seen = run_watching_ps(
+                v1 / "scripts" / "deploy_mcp_servers.sh",
+                "production",
+                "--monitor-seconds",
+                "3",
+                env=env,
+                needle=SCRIPT_TOKEN,
+            )
+    finally:
+        stop_sidecar(install)
+    for result in (first.stdout, output):
+        assert not lines_with(result, "FAIL") and not lines_with(result, "ERROR"), result
+        assert "[PASS] All health checks passed" in result and "stable for 3 s" in result, result
+        assert "[INFO] Production deployment completed" in result, result
+        assert SCRIPT_TOKEN not in result
+    assert f"[INFO] pre-flight sidecar: running (pid {pid}); error rate before: rate=" in output, output
+    assert leaks == [], "the token appeared on a command line (ps shows it)"
+    assert seen["deploy_support.py"] > 0, seen
