@@ -154,7 +154,11 @@ def install_settings(root: Path) -> Any:
 
 
 def install_token(root: Path | None) -> str | None:
-    """DASHBOARD_TOKEN of the install at `root` (None without a root or a token); SettingsError when unreadable."""
+    """DASHBOARD_TOKEN of the install at `root` (None without a root or a token); SettingsError when unreadable.
+
+    It is sent whatever DASHBOARD_HOST is: the URL (127.0.0.1 for DASHBOARD_HOST=0.0.0.0) cannot tell whether
+    the sidecar needs it, and on loopback the sidecar ignores it, so sending it there is harmless.
+    """
     if root is None:
         return None
     try:
