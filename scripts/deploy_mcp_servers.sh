@@ -239,7 +239,7 @@ check_current_sidecar() {
       return 0
     fi
   fi
-  if rate_line="$(helper "$INSTALL_DIR" error-rate --url "$(metrics_url)" 2>&1)"; then
+  if rate_line="$(helper "$INSTALL_DIR" error-rate --url "$(metrics_url)" --root "$INSTALL_DIR" 2>&1)"; then
     BASELINE="$(sed -n 's/^rate=\([0-9.]*\) .*/\1/p' <<<"$rate_line")"
     info "pre-flight sidecar: running (pid $pid); error rate before: $rate_line"
   else

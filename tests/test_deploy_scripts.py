@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -354,6 +355,140 @@ def test_monitor_deployment_watches_a_stable_sidecar(live_sidecar: Live) -> None
     assert "limit +0.0)" in lines_with(worse.stdout, "FAIL")[-1]
 
 
+# --- beyond loopback: the scripts send DASHBOARD_TOKEN ------------------------------------------------
+
+# DASHBOARD_HOST=0.0.0.0 is not loopback for the sidecar (mcp.dashboard.security.is_loopback_host), so both
+# ports require the token; the scripts reach it on 127.0.0.1 (url_host), a name the Host allow-list always
+# accepts. No traffic leaves the machine.
+BEYOND_LOOPBACK_HOST = "0.0.0.0"
+SCRIPT_TOKEN = "gapdeploy-Secret-9c1e5b"
+
+
+@pytest.fixture(scope="module")
+def token_sidecar(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
+    """A live sidecar (beside a live bot) listening on every interface, DASHBOARD_TOKEN in the install's .env."""
+    settings = {**install_settings(), "dashboard_host": BEYOND_LOOPBACK_HOST, "dashboard_token": SCRIPT_TOKEN}
+    install = linked_install(tmp_path_factory.mktemp("token") / "install", **settings)
+    env = script_env(install)
+    with bot_beside(install) as bot:
+        yield from _live_sidecar(install, env, bot)
+
+
+def command_lines_holding(needle: bytes, seen: dict[str, int]) -> list[str]:
+    """The command lines of every process now running that contain `needle`; `seen` counts what was looked at."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        seen["processes"] += 1
+        for name in (b"curl", b"deploy_support.py", b"validate_health.sh"):
+            if name in cmdline:
+                seen[name.decode()] += 1
+        if needle in cmdline:
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+def run_watching_ps(
+    script: Path, *args: str, env: dict[str, str], needle: str
+) -> tuple[str, list[str], dict[str, int]]:
+    """Run `script` while polling every process's command line for `needle` (bounded: until it exits, 240 s at
+    most); its output, the command lines that held the needle, and how many processes of each kind were seen."""
+    seen = {"processes": 0, "curl": 0, "deploy_support.py": 0, "validate_health.sh": 0}
+    leaks: list[str] = []
+    process = subprocess.Popen(
+        [str(script), *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+    )
+    stdout = process.stdout
+    assert stdout is not None
+    # the output goes to a thread so that a full pipe never stalls the script while we poll
+    chunks: list[bytes] = []
+    reader = threading.Thread(target=lambda: chunks.append(stdout.read()), daemon=True)
+    reader.start()
+    deadline = time.monotonic() + 240
+    try:
+        while process.poll() is None and time.monotonic() < deadline:
+            leaks += command_lines_holding(needle.encode(), seen)
+            time.sleep(0.002)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=30)
+        reader.join(30)
+        stdout.close()
+    return b"".join(chunks).decode(errors="replace"), leaks, seen
+
+
+@needs_tools
+def test_validate_health_sends_the_token_beyond_loopback_and_never_shows_it(token_sidecar: Live) -> None:
+    script = SCRIPTS / "mcp" / "validate_health.sh"
+    output, leaks, seen = run_watching_ps(script, env=script_env(token_sidecar.install), needle=SCRIPT_TOKEN)
+    assert not lines_with(output, "FAIL"), output
+    passed = {line[len("[PASS] ") :].split(":", 1)[0] for line in lines_with(output, "PASS")}
+    assert passed >= set(EXPECTED_PASSES), output
+    assert output.rstrip().endswith("[PASS] All health checks passed")
+    assert SCRIPT_TOKEN not in output
+    assert leaks == [], "the token appeared on a command line (ps shows it)"
+    # the poll really watched the run: the script and its settings helper were seen (curl too, most times)
+    assert seen["validate_health.sh"] > 0 and seen["deploy_support.py"] > 0, seen
+
+
+@needs_tools
+def test_without_the_token_the_sidecar_answers_nothing_beyond_loopback(token_sidecar: Live) -> None:
+    """The same sidecar, asked by curl with no header: the scripts' token is what made the checks pass."""
+    port = next(
+        line.split("=", 1)[1]
+        for line in (token_sidecar.install / ".env").read_text().splitlines()
+        if line.startswith("METRICS_PORT=")
+    )
+    result = subprocess.run(
+        ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", f"http://127.0.0.1:{port}/metrics"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.stdout == "401"
+
+
+@needs_tools
+@pytest.mark.parametrize(
+    ("overrides", "words"),
+    [
+        ({"DASHBOARD_TOKEN": "not-the-sidecars-token"}, "token refused: the sidecar refused the DASHBOARD_TOKEN"),
+        ({"DASHBOARD_TOKEN": "", "DASHBOARD_HOST": "127.0.0.1"}, "token missing: the sidecar listens beyond loopback"),
+    ],
+    ids=["wrong-token", "no-token"],
+)
+def test_a_refused_or_missing_token_fails_naming_dashboard_token(
+    token_sidecar: Live, overrides: dict[str, str], words: str
+) -> None:
+    # the operator's environment overrides the install's .env: the scripts then hold another token than the sidecar
+    env = script_env(token_sidecar.install, **overrides)
+    result = run(SCRIPTS / "mcp" / "validate_health.sh", env=env)
+    assert result.returncode == 1, result.stdout
+    failed = {line.split(":", 1)[0]: line for line in lines_with(result.stdout, "FAIL")}
+    for check in ("[FAIL] dashboard", "[FAIL] dashboard /health", "[FAIL] metrics"):
+        assert words in failed.get(check, ""), result.stdout
+    monitor = run(SCRIPTS / "mcp" / "monitor_deployment.sh", "--seconds", "2", "--interval", "1", env=env)
+    assert monitor.returncode == 1, monitor.stdout
+    assert "[FAIL] metrics: token refused or missing (DASHBOARD_TOKEN)" in monitor.stdout
+    assert "not-the-sidecars-token" not in result.stdout + monitor.stdout
+
+
+@needs_tools
+def test_monitor_deployment_sends_the_token_beyond_loopback(token_sidecar: Live) -> None:
+    env = script_env(token_sidecar.install)
+    result = run(SCRIPTS / "mcp" / "monitor_deployment.sh", "--seconds", "2", "--interval", "1", env=env)
+    assert result.returncode == 0, result.stdout
+    assert f"[PASS] sidecar pid {token_sidecar.process.pid} stable for 2 s" in result.stdout
+    assert SCRIPT_TOKEN not in result.stdout
+
+
 @needs_tools
 def test_validate_health_fails_when_nothing_runs(tmp_path: Path) -> None:
     install = linked_install(tmp_path / "install", **install_settings())
@@ -637,3 +772,40 @@ def test_a_release_whose_settings_do_not_validate_is_refused_before_any_change(i
     assert "[ERROR] pre-flight failed" in result.stdout
     assert tree_digest(installed.install, skip=("state", "logs")) == before
     assert sidecar_pid(installed.install) == pid
+
+
+# --- deploy for real beyond loopback: health validation and the error-rate monitor carry the token ---------
+
+
+@needs_tools
+def test_production_deploys_beyond_loopback_validate_and_monitor_with_the_token(tmp_path: Path) -> None:
+    """Without the token every step after the restart would get 401 and roll back: two deploys onto a sidecar on
+    0.0.0.0, the second one reading the running sidecar's error rate (its baseline) through the guarded /metrics."""
+    settings = {**install_settings(), "dashboard_host": BEYOND_LOOPBACK_HOST, "dashboard_token": SCRIPT_TOKEN}
+    install = new_install(tmp_path / "install", **settings)
+    v1 = snapshot_release(tmp_path / "v1")
+    env = script_env(install, **DEPLOY_SETTINGS)
+    try:
+        with bot_beside(install):
+            first = run(v1 / "scripts" / "deploy_mcp_servers.sh", "production", "--monitor-seconds", "3", env=env)
+            assert first.returncode == 0, first.stdout
+            pid = sidecar_pid(install)
+            assert pid is not None
+            output, leaks, seen = run_watching_ps(
+                v1 / "scripts" / "deploy_mcp_servers.sh",
+                "production",
+                "--monitor-seconds",
+                "3",
+                env=env,
+                needle=SCRIPT_TOKEN,
+            )
+    finally:
+        stop_sidecar(install)
+    for result in (first.stdout, output):
+        assert not lines_with(result, "FAIL") and not lines_with(result, "ERROR"), result
+        assert "[PASS] All health checks passed" in result and "stable for 3 s" in result, result
+        assert "[INFO] Production deployment completed" in result, result
+        assert SCRIPT_TOKEN not in result
+    assert f"[INFO] pre-flight sidecar: running (pid {pid}); error rate before: rate=" in output, output
+    assert leaks == [], "the token appeared on a command line (ps shows it)"
+    assert seen["deploy_support.py"] > 0, seen

@@ -5,22 +5,28 @@ clock and a scripted sidecar), and their command line on malformed input.
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import os
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp import web
+from aiohttp.typedefs import Handler
 from hypothesis import given
 from hypothesis import strategies as st
 from prometheus_client import CollectorRegistry, Counter, generate_latest
+from pydantic import SecretStr
 
 from config.settings import Settings
+from mcp.monitoring.metrics_auth import metrics_middlewares
+from tests.fakes.loopback import serve_on_loopback
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SCRIPTS_MCP = PROJECT_ROOT / "scripts" / "mcp"
@@ -380,6 +386,104 @@ def test_probe_reads_metrics_over_http_and_the_status_file(metrics_server: str, 
     assert sample == Sample(Counts(1, 4), None, os.getpid(), True)
     missing = deploy_monitor.probe(f"{metrics_server}/nothing", status)
     assert missing.counts is None and "404" in (missing.problem or "")
+
+
+# --- the bearer token beyond loopback ----------------------------------------------------------------
+
+TOKEN = "deploy-test-token-7f3a"
+
+
+@pytest.fixture
+async def guarded_metrics() -> AsyncIterator[tuple[str, list[str | None]]]:
+    """METRICS_PORT's real bearer check (as bound beyond loopback) before a sidecar-like /metrics, on 127.0.0.1
+    port 0; yields the URL and the Authorization headers received."""
+    received: list[str | None] = []
+    body = metrics_body(critical=1, other=3)
+
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(text=body, content_type="text/plain")
+
+    @web.middleware
+    async def record(request: web.Request, handler: Handler) -> web.StreamResponse:
+        received.append(request.headers.get("Authorization"))
+        return await handler(request)
+
+    app = web.Application(middlewares=[record, *metrics_middlewares("0.0.0.0", SecretStr(TOKEN))])
+    app.router.add_get("/metrics", metrics)
+    runner, port = await serve_on_loopback(app)
+    try:
+        yield f"http://127.0.0.1:{port}/metrics", received
+    finally:
+        await runner.cleanup()
+
+
+async def test_fetch_sends_the_token_as_a_bearer_header(guarded_metrics: tuple[str, list[str | None]]) -> None:
+    url, received = guarded_metrics
+    text = await asyncio.to_thread(deploy_monitor.fetch_text, url, token=TOKEN)
+    assert deploy_rules.parse_counts(text) == Counts(1, 4)
+    assert received == [f"Bearer {TOKEN}"]
+
+
+@pytest.mark.parametrize(
+    ("token", "expected"),
+    [(None, "needs a DASHBOARD_TOKEN"), ("wrong-token", "refused the DASHBOARD_TOKEN")],
+    ids=["missing", "wrong"],
+)
+async def test_a_401_says_the_token_was_refused_or_missing(
+    guarded_metrics: tuple[str, list[str | None]], token: str | None, expected: str
+) -> None:
+    url, received = guarded_metrics
+    with pytest.raises(deploy_monitor.TokenRefused, match=expected) as caught:
+        await asyncio.to_thread(deploy_monitor.fetch_text, url, token=token)
+    assert "401" in str(caught.value) and "wrong-token" not in str(caught.value)
+    assert received == [None if token is None else f"Bearer {token}"], "no header at all without a token"
+    sample = await asyncio.to_thread(deploy_monitor.probe, url, Path("/nonexistent/status.json"), token)
+    assert sample.refused and sample.counts is None and expected in (sample.problem or "")
+
+
+def test_monitor_fails_at_once_when_the_token_is_refused() -> None:
+    refused = Sample(None, "http://h/metrics answered HTTP 401: ...", 7, True, refused=True)
+    sidecar = Scripted([up(1, 8), refused, up(2, 16)])
+    assert sidecar.run() is False
+    assert sidecar.calls == 2, "a refused token does not fix itself: no second try"
+    assert sidecar.lines[-1].startswith("[FAIL] metrics: token refused or missing (DASHBOARD_TOKEN): ")
+
+
+@pytest.mark.parametrize("token", ["two\nlines", " padded ", "tab\there", "caf\u00e9"], ids=repr)
+def test_a_token_that_cannot_be_a_header_line_is_refused_without_quoting_it(token: str) -> None:
+    settings = Settings(_env_file=None, dashboard_token=token)
+    with pytest.raises(ValueError, match="DASHBOARD_TOKEN must be one line of printable ASCII") as caught:
+        deploy_support.dashboard_token(settings)
+    assert token.strip() not in str(caught.value)
+    with pytest.raises(ValueError, match="printable"):
+        deploy_monitor.fetch_text("http://127.0.0.1:9/metrics", token=token.strip() + "\n")
+
+
+def test_the_header_file_is_private_and_follows_the_settings(tmp_path: Path) -> None:
+    path = tmp_path / "auth.header"
+    deploy_support.write_auth_header(path, TOKEN)
+    assert path.read_text() == f"Authorization: Bearer {TOKEN}\n"
+    assert path.stat().st_mode & 0o777 == 0o600
+    path.chmod(0o644)
+    deploy_support.write_auth_header(path, "other-token")
+    assert path.read_text() == "Authorization: Bearer other-token\n"
+    assert path.stat().st_mode & 0o777 == 0o600, "an existing file is made private again"
+    deploy_support.write_auth_header(path, None)
+    assert not path.exists(), "no token configured: nothing is left to send"
+    target = tmp_path / "elsewhere"
+    target.write_text("keep")
+    path.symlink_to(target)
+    with pytest.raises(OSError):
+        deploy_support.write_auth_header(path, TOKEN)
+    assert target.read_text() == "keep", "a symlink planted in its place is not followed"
+
+
+def test_settings_lines_say_whether_a_token_is_set_never_what_it_is(tmp_path: Path) -> None:
+    with_token = deploy_support.settings_lines(Settings(_env_file=None, dashboard_token=TOKEN), tmp_path)
+    assert "DASHBOARD_TOKEN_SET=true" in with_token
+    assert not any(TOKEN in line for line in with_token)
+    blank = deploy_support.settings_lines(Settings(_env_file=None, dashboard_token="  "), tmp_path)
+    assert "DASHBOARD_TOKEN_SET=false" in blank
 
 
 # --- helpers of the command line ---------------------------------------------------------------------

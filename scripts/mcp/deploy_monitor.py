@@ -7,6 +7,10 @@ a row. With a baseline (the old sidecar's rate, measured before the deploy) the 
 (all of them date from its start) are compared with it; without one, the first sample is the baseline and
 each later sample is compared over the window since it. A rise counts once the window holds
 DEFAULT_MIN_EVENTS events (about four check rounds), and at the last sample whatever it holds.
+
+Beyond loopback /metrics needs `Authorization: Bearer <DASHBOARD_TOKEN>` (mcp.dashboard.auth,
+mcp.monitoring.metrics_auth): the scrape sends it whenever the install has a token, and a 401 fails the step
+at once (TokenRefused): a refused or missing token does not fix itself by waiting.
 """
 
 from __future__ import annotations
@@ -30,18 +34,58 @@ DEFAULT_MIN_EVENTS = 30
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One look at the sidecar: its counters (or why they could not be read) and its process."""
+    """One look at the sidecar: its counters (or why they could not be read) and its process.
+
+    `refused` is True when /metrics answered 401: the token was refused or missing.
+    """
 
     counts: Counts | None
     problem: str | None
     pid: int | None
     alive: bool
+    refused: bool = False
 
 
-def fetch_text(url: str, timeout: float = FETCH_TIMEOUT_SECONDS) -> str:
-    """GET `url` and return its body as text; OSError (URLError included) when it cannot be read."""
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read(MAX_METRICS_BYTES).decode("utf-8", errors="replace")
+class TokenRefused(OSError):
+    """/metrics answered 401: DASHBOARD_TOKEN was refused, or none was sent where the sidecar needs one."""
+
+
+def token_refused_text(url: str, token_sent: bool) -> str:
+    """What a 401 from `url` means, naming DASHBOARD_TOKEN and what to do."""
+    if token_sent:
+        return (
+            f"{url} answered HTTP 401: the sidecar refused the DASHBOARD_TOKEN of the install's settings "
+            "(was DASHBOARD_TOKEN changed without restarting the sidecar?)"
+        )
+    return (
+        f"{url} answered HTTP 401: the sidecar needs a DASHBOARD_TOKEN (it listens beyond loopback) and the "
+        "install's settings have none: set DASHBOARD_TOKEN in its .env"
+    )
+
+
+def fetch_text(url: str, timeout: float = FETCH_TIMEOUT_SECONDS, token: str | None = None) -> str:
+    """GET `url` and return its body as text; OSError (URLError included) when it cannot be read.
+
+    With `token` the request carries `Authorization: Bearer <token>` (in a header, never in the URL or a
+    command line); a 401 raises TokenRefused, whose message never contains the token.
+    """
+    if token is not None and not token_is_sendable(token):
+        raise ValueError("DASHBOARD_TOKEN must be one line of printable characters without spaces at its ends")
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(url, headers=headers, method="GET")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read(MAX_METRICS_BYTES).decode("utf-8", errors="replace")
+    except urllib.error.HTTPError as e:
+        if e.code == 401:
+            e.close()  # its body is not needed; closing frees the connection
+            raise TokenRefused(token_refused_text(url, token is not None)) from None
+        raise
+
+
+def token_is_sendable(token: str) -> bool:
+    """Whether `token` fits in one header line as the server reads it back (stripped, printable)."""
+    return bool(token) and token == token.strip() and token.isprintable()
 
 
 def status_pid(status_file: Path) -> int | None:
@@ -67,15 +111,16 @@ def pid_alive(pid: int) -> bool:
     return True
 
 
-def probe(url: str, status_file: Path) -> Sample:
-    """Scrape `url` and read `status_file` once."""
+def probe(url: str, status_file: Path, token: str | None = None) -> Sample:
+    """Scrape `url` (sending `token` as a bearer when given) and read `status_file` once."""
     pid = status_pid(status_file)
     alive = pid is not None and pid_alive(pid)
     try:
-        counts, problem = parse_counts(fetch_text(url)), None
+        return Sample(parse_counts(fetch_text(url, token=token)), None, pid, alive)
+    except TokenRefused as e:
+        return Sample(None, str(e), pid, alive, refused=True)
     except (OSError, MetricsFormatError) as e:
-        counts, problem = None, f"{url}: {e}"
-    return Sample(counts, problem, pid, alive)
+        return Sample(None, f"{url}: {e}", pid, alive)
 
 
 def monitor(
@@ -120,6 +165,9 @@ def monitor(
         last = elapsed >= seconds
         if sample.pid != first.pid or not sample.alive:
             emit(f"[FAIL] sidecar: pid {first.pid} is gone (now {sample.pid}, alive={sample.alive}): it crashed")
+            return False
+        if sample.refused:
+            emit(f"[FAIL] metrics: token refused or missing (DASHBOARD_TOKEN): {sample.problem}")
             return False
         if sample.counts is None:
             misses += 1

@@ -1,17 +1,22 @@
 """Helpers of the deployment scripts (scripts/deploy_mcp_servers.sh, scripts/mcp/*.sh), run with the install's
 own interpreter so that they read the settings exactly as the sidecar does.
 
-    python scripts/mcp/deploy_support.py settings --root /opt/polymarket-copy-bot
+    python scripts/mcp/deploy_support.py settings --root /opt/polymarket-copy-bot [--auth-header-file F]
     python scripts/mcp/deploy_support.py release-check --source ~/polymarket-copy-bot --root /opt/polymarket-copy-bot
     python scripts/mcp/deploy_support.py components --status-json S --health-json H \
         --cpu-limit 15 --memory-limit-mb 1000
-    python scripts/mcp/deploy_support.py error-rate --url http://127.0.0.1:9090/metrics
-    python scripts/mcp/deploy_support.py monitor --url U --status-file F --seconds 300 --interval 10 [--baseline R]
+    python scripts/mcp/deploy_support.py error-rate --url http://127.0.0.1:9090/metrics [--root DIR]
+    python scripts/mcp/deploy_support.py monitor --url U --status-file F --seconds 300 --interval 10 [--baseline R] \
+        [--root DIR]
     python scripts/mcp/deploy_support.py bot-status --state-dir D
     python scripts/mcp/deploy_support.py sidecar-pid --state-dir D
     python scripts/mcp/deploy_support.py missing-deps --root DIR
 
 Exit codes: 0 fine, 1 the check failed (printed), 2 bad arguments or invalid settings (printed on stderr).
+
+DASHBOARD_TOKEN never leaves these processes except as a request header: `settings` prints only whether one
+is set (DASHBOARD_TOKEN_SET) and writes the header for curl into a 0600 file; `error-rate` and `monitor` with
+--root read it from the install's settings themselves. It is never printed or put on a command line.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from deploy_monitor import DEFAULT_MIN_EVENTS, monitor, pid_alive, probe, status_pid
+from deploy_monitor import DEFAULT_MIN_EVENTS, monitor, pid_alive, probe, status_pid, token_is_sendable
 from deploy_rules import (
     DEFAULT_MAX_RISE,
     SERVER_NAMES,
@@ -72,8 +77,36 @@ def _config_module(root: Path) -> tuple[type[Exception], Any]:
     return module.ConfigurationError, module.validate_monitoring_config
 
 
+def dashboard_token(settings: Any) -> str | None:
+    """The install's DASHBOARD_TOKEN, None when none is set; ValueError when it cannot go in a header line."""
+    # getattr: the settings of an older release (pre-flight reads the running install) may have no such field
+    secret = getattr(settings, "dashboard_token", None)
+    value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else secret
+    if not isinstance(value, str) or not value.strip():
+        return None
+    if not (value.isascii() and token_is_sendable(value)):
+        # the message never quotes the token
+        raise ValueError(
+            "DASHBOARD_TOKEN must be one line of printable ASCII without spaces at its ends "
+            f"(it is sent as an HTTP header); received {len(value)} characters that are not"
+        )
+    return value
+
+
+def write_auth_header(path: Path, token: str | None) -> None:
+    """curl's header file (`curl -H @path`) carrying `token`, readable by its owner only; removed without one."""
+    if token is None:
+        path.unlink(missing_ok=True)
+        return
+    # 0600 from the first byte (O_CREAT's mode, then fchmod for a file that already existed); no symlink followed
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        os.fchmod(handle.fileno(), 0o600)
+        handle.write(f"Authorization: Bearer {token}\n")
+
+
 def settings_lines(settings: Any, root: Path) -> list[str]:
-    """KEY=VALUE lines the shell scripts read (paths made absolute against `root`)."""
+    """KEY=VALUE lines the shell scripts read (paths made absolute against `root`); never the token itself."""
 
     def absolute(path: Path) -> Path:
         return path if path.is_absolute() else root / path
@@ -92,6 +125,7 @@ def settings_lines(settings: Any, root: Path) -> list[str]:
         "CODEBASE_SEARCH_ENABLED": str(settings.mcp_codebase_search_enabled).lower(),
         "TESTING_ENABLED": str(settings.mcp_testing_enabled).lower(),
         "MONITORING_ENABLED": str(settings.mcp_monitoring_enabled).lower(),
+        "DASHBOARD_TOKEN_SET": str(dashboard_token(settings) is not None).lower(),
     }
     lines = []
     for key, value in values.items():
@@ -102,20 +136,58 @@ def settings_lines(settings: Any, root: Path) -> list[str]:
     return lines
 
 
-def cmd_settings(args: argparse.Namespace) -> int:
-    """`settings`: print the install's settings as KEY=VALUE lines; exit 2 with every bad field when invalid."""
-    root = args.root.resolve()
+class SettingsError(RuntimeError):
+    """The install's settings cannot be read: not an install, or invalid (the message lists every bad field)."""
+
+
+def install_settings(root: Path) -> Any:
+    """The settings of the install at `root`, read as its sidecar reads them (its code, its .env)."""
     _use_tree(root)
     try:
         configuration_error, validate = _config_module(root)
     except TreeError as e:
+        raise SettingsError(str(e)) from e
+    try:
+        return validate(root)
+    except (configuration_error, ValueError) as e:
+        raise SettingsError(f"settings in {root}: {e}") from e
+
+
+def install_token(root: Path | None) -> str | None:
+    """DASHBOARD_TOKEN of the install at `root` (None without a root or a token); SettingsError when unreadable.
+
+    It is sent whatever DASHBOARD_HOST is: the URL (127.0.0.1 for DASHBOARD_HOST=0.0.0.0) cannot tell whether
+    the sidecar needs it, and on loopback the sidecar ignores it, so sending it there is harmless.
+    """
+    if root is None:
+        return None
+    try:
+        return dashboard_token(install_settings(root.resolve()))
+    except ValueError as e:
+        raise SettingsError(f"settings in {root}: {e}") from e
+
+
+def cmd_settings(args: argparse.Namespace) -> int:
+    """`settings`: print the install's settings as KEY=VALUE lines; exit 2 with every bad field when invalid.
+
+    With --auth-header-file the bearer header for curl is written there (0600) when a token is set, and the
+    file removed when none is, so that a script never sends a token the settings no longer have.
+    """
+    root = args.root.resolve()
+    header_file = None if args.auth_header_file is None else args.auth_header_file.resolve()
+    try:
+        settings = install_settings(root)
+        lines = settings_lines(settings, root)
+        if header_file is not None:
+            write_auth_header(header_file, dashboard_token(settings))
+    except SettingsError as e:
         print(str(e), file=sys.stderr)
         return EXIT_USAGE
-    try:
-        settings = validate(root)
-        lines = settings_lines(settings, root)
-    except (configuration_error, ValueError) as e:
+    except ValueError as e:
         print(f"settings in {root}: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except OSError as e:
+        print(f"cannot write the token header file {header_file}: {e}", file=sys.stderr)
         return EXIT_USAGE
     print("\n".join(lines))
     return EXIT_OK
@@ -178,11 +250,22 @@ def cmd_components(args: argparse.Namespace) -> int:
 
 
 def cmd_error_rate(args: argparse.Namespace) -> int:
-    """`error-rate`: print rate=… errors=… events=… of a /metrics endpoint; exit 1 when unreadable."""
-    from deploy_monitor import fetch_text
+    """`error-rate`: print rate=… errors=… events=… of a /metrics endpoint; exit 1 when unreadable.
+
+    With --root the install's DASHBOARD_TOKEN (if any) is sent as a bearer header.
+    """
+    from deploy_monitor import TokenRefused, fetch_text
 
     try:
-        counts = parse_counts(fetch_text(args.url))
+        token = install_token(args.root)
+    except SettingsError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        counts = parse_counts(fetch_text(args.url, token=token))
+    except TokenRefused as e:
+        print(f"cannot read the error rate: token refused or missing (DASHBOARD_TOKEN): {e}", file=sys.stderr)
+        return EXIT_FAILED
     except (OSError, MetricsFormatError) as e:
         print(f"cannot read the error rate from {args.url}: {e}", file=sys.stderr)
         return EXIT_FAILED
@@ -192,16 +275,25 @@ def cmd_error_rate(args: argparse.Namespace) -> int:
 
 
 def cmd_monitor(args: argparse.Namespace) -> int:
-    """`monitor`: the monitoring step (deploy_monitor.monitor) against a live sidecar."""
+    """`monitor`: the monitoring step (deploy_monitor.monitor) against a live sidecar.
+
+    With --root the install's DASHBOARD_TOKEN (if any) is sent with every scrape.
+    """
 
     def emit(line: str) -> None:
         print(line, flush=True)
 
+    status_file = args.status_file.resolve()  # before install_settings changes the working directory
+    try:
+        token = install_token(args.root)
+    except SettingsError as e:
+        print(str(e), file=sys.stderr)
+        return EXIT_USAGE
     try:
         ok = monitor(
             seconds=args.seconds,
             interval=args.interval,
-            probe=lambda: probe(args.url, args.status_file),
+            probe=lambda: probe(args.url, status_file, token),
             emit=emit,
             baseline=args.baseline,
             max_rise=args.max_rise,
@@ -304,6 +396,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     settings = commands.add_parser("settings", help="print the settings the scripts need as KEY=VALUE lines")
     settings.add_argument("--root", type=Path, required=True)
+    settings.add_argument("--auth-header-file", type=Path, help="write curl's bearer header here (0600)")
     settings.set_defaults(run=cmd_settings)
     release = commands.add_parser("release-check", help="import a release and validate its settings")
     release.add_argument("--source", type=Path, required=True)
@@ -318,6 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
     components.set_defaults(run=cmd_components)
     rate = commands.add_parser("error-rate", help="print the error rate of a /metrics endpoint")
     rate.add_argument("--url", required=True)
+    rate.add_argument("--root", type=Path, help="send the DASHBOARD_TOKEN of this install's settings")
     rate.set_defaults(run=cmd_error_rate)
     watch = commands.add_parser("monitor", help="sample the sidecar and fail when its error rate rises")
     watch.add_argument("--url", required=True)
@@ -328,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--max-rise", type=float, default=DEFAULT_MAX_RISE)
     watch.add_argument("--allowed-misses", type=int, default=2)
     watch.add_argument("--min-events", type=float, default=DEFAULT_MIN_EVENTS)
+    watch.add_argument("--root", type=Path, help="send the DASHBOARD_TOKEN of this install's settings")
     watch.set_defaults(run=cmd_monitor)
     bot = commands.add_parser("bot-status", help="is the bot running? (from its risk snapshot)")
     bot.add_argument("--state-dir", type=Path, required=True)

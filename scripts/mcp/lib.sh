@@ -58,9 +58,18 @@ is_number() { [[ "$1" =~ ^[0-9]+([.][0-9]+)?$ ]]; }
 # Settings as the sidecar reads them (env + .env of the install), into CFG_* variables. On invalid settings
 # CFG_ERROR holds the message and the variables fall back to the environment or the documented defaults,
 # so that the HTTP checks can still run.
+# load_settings INSTALL_DIR [HEADER_FILE]: with HEADER_FILE (in the caller's private dir), the bearer header
+# of DASHBOARD_TOKEN is written there for `curl -H @HEADER_FILE` (0600) when one is set, and removed otherwise;
+# CFG_DASHBOARD_TOKEN_SET says which. The token itself never enters a variable or a command line.
 load_settings() {
-  local install_dir="$1" output key value
+  local install_dir="$1" header_file="${2:-}" output key value header_args=()
   CFG_ERROR=""
+  CFG_DASHBOARD_TOKEN_SET=false
+  if [ -n "$header_file" ]; then
+    # a token of an earlier load is not sent once the settings no longer load or no longer have one
+    rm -f -- "$header_file"
+    header_args=(--auth-header-file "$header_file")
+  fi
   CFG_DASHBOARD_ENABLED="${DASHBOARD_ENABLED:-true}"
   CFG_DASHBOARD_HOST="${DASHBOARD_HOST:-127.0.0.1}"
   CFG_DASHBOARD_PORT="${DASHBOARD_PORT:-8080}"
@@ -78,7 +87,7 @@ load_settings() {
     CFG_ERROR="no interpreter at $(venv_python "$install_dir") (is this an install of polymarket-copy-bot?)"
     return 1
   fi
-  if ! output="$(helper "$install_dir" settings --root "$install_dir" 2>&1)"; then
+  if ! output="$(umask 077 && helper "$install_dir" settings --root "$install_dir" "${header_args[@]}" 2>&1)"; then
     CFG_ERROR="$output"
     return 1
   fi
@@ -97,6 +106,7 @@ load_settings() {
       CODEBASE_SEARCH_ENABLED) CFG_CODEBASE_SEARCH_ENABLED="$value" ;;
       TESTING_ENABLED) CFG_TESTING_ENABLED="$value" ;;
       MONITORING_ENABLED) CFG_MONITORING_ENABLED="$value" ;;
+      DASHBOARD_TOKEN_SET) CFG_DASHBOARD_TOKEN_SET="$value" ;;
       *) ;;
     esac
   done <<<"$output"

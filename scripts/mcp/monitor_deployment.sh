@@ -15,7 +15,8 @@
 #     / (monitoring_health_checks_total + mcp_tool_calls_total)
 # The rise is judged once the window holds 30 events (about four check rounds: one odd round cannot decide)
 # and at the last sample whatever it holds. Fails on: a rise of more than --max-rise, the sidecar's pid dying
-# or changing (a crash and restart), /metrics unreadable twice in a row.
+# or changing (a crash and restart), /metrics unreadable twice in a row, /metrics answering 401 (DASHBOARD_TOKEN
+# refused or missing). The install's DASHBOARD_TOKEN, when set, is sent as a bearer header with every scrape.
 # Environment: DEPLOY_INSTALL_DIR (default: the tree holding this script).
 set -euo pipefail
 
@@ -64,7 +65,7 @@ if ! load_settings "$INSTALL_DIR"; then
 fi
 info "monitoring $(metrics_url) (error rate) and $CFG_STATE_DIR/sidecar_status.json (pid)"
 args=(monitor --url "$(metrics_url)" --status-file "$CFG_STATE_DIR/sidecar_status.json"
-  --seconds "$SECONDS_TO_WATCH" --interval "$INTERVAL" --max-rise "$MAX_RISE")
+  --seconds "$SECONDS_TO_WATCH" --interval "$INTERVAL" --max-rise "$MAX_RISE" --root "$INSTALL_DIR")
 if [ -n "$BASELINE" ]; then
   args+=(--baseline "$BASELINE")
 fi

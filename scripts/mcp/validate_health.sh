@@ -16,6 +16,8 @@
 # series; the MCP risk integration module importing; the sidecar's CPU below MCP_RESOURCE_LIMIT_CPU_PERCENT
 # and its RSS below MCP_RESOURCE_LIMIT_MB (its own figures in /health); DEPLOY_MIN_FREE_MB free on the disk
 # of STATE_DIR. Hosts, ports and limits come from the install's settings (environment + .env).
+# When the install has a DASHBOARD_TOKEN, every request sends it as `Authorization: Bearer` (beyond loopback
+# the sidecar answers nothing without it); a 401 says whether the token was refused or missing.
 # Environment: DEPLOY_INSTALL_DIR (default: the tree holding this script), DEPLOY_HEALTH_WAIT_SECONDS,
 # DEPLOY_MIN_FREE_MB, DEPLOY_SUPERVISOR (see lib.sh).
 set -euo pipefail
@@ -53,15 +55,37 @@ INSTALL_DIR="$(resolve_install_dir "$(cd -- "$MCP_SCRIPTS_DIR/../.." && pwd)")"
 PYTHON="$(venv_python "$INSTALL_DIR")"
 WORK="$(mktemp -d)"
 trap 'rm -rf -- "$WORK"' EXIT
+# curl's bearer header (load_settings writes it, 0600, in the private $WORK): the token is never on a command line
+AUTH_HEADER="$WORK/auth.header"
 
 # http_get URL FILE: the HTTP status code (000 when nothing answered), body in FILE.
+# The bearer goes whenever the install has a DASHBOARD_TOKEN, whatever DASHBOARD_HOST is: the URL's host cannot
+# tell whether the sidecar needs it (DASHBOARD_HOST=0.0.0.0 is reached on 127.0.0.1 and needs it), and on
+# loopback the sidecar ignores it, so sending it there is harmless. No token set: nothing is sent.
 http_get() {
-  curl -sS --max-time "$HTTP_TIMEOUT" -o "$2" -w '%{http_code}' -- "$1" 2>"$WORK/curl.err" || true
+  local auth=()
+  if [ "$CFG_DASHBOARD_TOKEN_SET" = "true" ] && [ -s "$AUTH_HEADER" ]; then
+    auth=(-H "@$AUTH_HEADER")
+  fi
+  curl -sS --max-time "$HTTP_TIMEOUT" "${auth[@]}" -o "$2" -w '%{http_code}' -- "$1" 2>"$WORK/curl.err" || true
+}
+
+# http_problem CODE: why a request failed, in words; a 401 names DASHBOARD_TOKEN (refused, or none configured).
+http_problem() {
+  if [ "$1" != "401" ]; then
+    printf 'HTTP %s %s' "$1" "$(head -c 200 "$WORK/curl.err")"
+  elif [ "$CFG_DASHBOARD_TOKEN_SET" = "true" ]; then
+    printf '%s' "HTTP 401: token refused: the sidecar refused the DASHBOARD_TOKEN of the install's settings" \
+      " (changed without restarting the sidecar?)"
+  else
+    printf '%s' "HTTP 401: token missing: the sidecar listens beyond loopback and needs DASHBOARD_TOKEN," \
+      " which the install's settings do not have (set it in its .env)"
+  fi
 }
 
 run_checks() {
   local code disabled=() args=() free
-  if load_settings "$INSTALL_DIR"; then
+  if load_settings "$INSTALL_DIR" "$AUTH_HEADER"; then
     pass "configuration: settings valid (ENVIRONMENT=$CFG_ENVIRONMENT, install $INSTALL_DIR)"
   else
     fail "configuration: $(printf '%s' "$CFG_ERROR" | head -n 12 | tr '\n' ' ')"
@@ -74,15 +98,17 @@ run_checks() {
 
   if [ "$CFG_DASHBOARD_ENABLED" = "true" ]; then
     code="$(http_get "$(dashboard_url)/" "$WORK/page.html")"
+    # without a valid token the page answers 303 to /login rather than 401: the same refusal
+    if [ "$code" = "303" ]; then code=401; fi
     if [ "$code" = "200" ]; then
       pass "dashboard: GET $(dashboard_url)/ → HTTP 200"
     else
-      fail "dashboard: GET $(dashboard_url)/ → HTTP $code $(head -c 200 "$WORK/curl.err")"
+      fail "dashboard: GET $(dashboard_url)/ → $(http_problem "$code")"
     fi
     code="$(http_get "$(dashboard_url)/health" "$WORK/health.json")"
     case "$code" in
       200 | 503) pass "dashboard /health: answers (HTTP $code; 503 means a component is critical)" ;;
-      *) fail "dashboard /health: GET $(dashboard_url)/health → HTTP $code $(head -c 200 "$WORK/curl.err")" ;;
+      *) fail "dashboard /health: GET $(dashboard_url)/health → $(http_problem "$code")" ;;
     esac
   else
     info "dashboard: skipped (DASHBOARD_ENABLED=false)"
@@ -95,7 +121,7 @@ run_checks() {
     elif [ "$code" = "200" ]; then
       fail "metrics: GET $(metrics_url) → HTTP 200 but no monitoring_health_checks_total (another service?)"
     else
-      fail "metrics: GET $(metrics_url) → HTTP $code $(head -c 200 "$WORK/curl.err")"
+      fail "metrics: GET $(metrics_url) → $(http_problem "$code")"
     fi
   else
     info "metrics: skipped (METRICS_ENABLED=false)"
