@@ -4,6 +4,9 @@ verdict that /health, `python -m mcp.main_mcp status`, `validate_health.sh` and 
 `starting` is the level of a component whose checks have not yet had one full window of readings: nothing
 is known yet, so nothing is claimed. It counts as up (HTTP 200, [PASS]) and is never shown as degraded or
 critical; a real problem shows once the readings have lasted their minimum duration.
+
+A deploy may judge its release without the components it cannot cause (`excluded`, e.g. the bot-derived ones
+when the bot was already down before the deploy); /health, `status` and the dashboard never exclude anything.
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ class Verdict:
 
     status: HealthStatus
     problems: tuple[str, ...] = ()
+    # the components left out of this verdict (present in the input and named in `excluded`), sorted
+    excluded: tuple[str, ...] = ()
 
     @property
     def passed(self) -> bool:
@@ -75,18 +80,24 @@ class Verdict:
         return {"status": status, "passed": self.passed, "label": self.label, "problems": problems}
 
 
-def verdict(components: Mapping[str, Any]) -> Verdict:
+def verdict(components: Mapping[str, Any], excluded: frozenset[str] = frozenset()) -> Verdict:
     """The one verdict over components, each a status or a mapping with "status" (and "message").
 
     The worst status wins; an unknown status counts as critical. `problems` names every degraded or
-    critical component with its message, worst first.
+    critical component with its message, worst first. Components named in `excluded` are left out of the
+    status and the problems and listed in `Verdict.excluded` instead, so that whoever shows the verdict can
+    say what it did not judge.
     """
     judged: list[tuple[str, HealthStatus, str]] = []
+    left_out: list[str] = []
     for name, component in components.items():
+        if str(name) in excluded:
+            left_out.append(str(name))
+            continue
         raw = component.get("status") if isinstance(component, Mapping) else component
         message = component.get("message") if isinstance(component, Mapping) else None
         judged.append((str(name), HealthStatus.parse(raw), str(message or "")))
     status = worst(level for _, level, _ in judged)
     bad = sorted((item for item in judged if item[1].rank >= HealthStatus.DEGRADED.rank), key=lambda i: -i[1].rank)
     problems = tuple(f"{name} {level.value}" + (f": {message}" if message else "") for name, level, message in bad)
-    return Verdict(status, problems)
+    return Verdict(status, problems, tuple(sorted(left_out)))

@@ -26,16 +26,16 @@ STALE_AFTER_TICKS = 3
 STALE_SLACK_SECONDS = 10.0
 
 
-def status_verdict(payload: Mapping[str, Any]) -> Verdict:
+def status_verdict(payload: Mapping[str, Any], excluded: frozenset[str] = frozenset()) -> Verdict:
     """The health verdict of the components in a status file: the monitoring server's components when it
-    runs, else the servers' own statuses."""
+    runs, else the servers' own statuses. `excluded` as in `mcp.health.verdict` (only a deploy passes it)."""
     servers = payload.get("servers") if isinstance(payload.get("servers"), Mapping) else {}
     monitoring = servers.get("monitoring") if isinstance(servers.get("monitoring"), Mapping) else {}
     health = monitoring.get("health") if isinstance(monitoring.get("health"), Mapping) else {}
     components = health.get("components")
     if isinstance(components, Mapping) and components:
-        return verdict(components)
-    return verdict({name: s for name, s in servers.items() if isinstance(s, Mapping) and "status" in s})
+        return verdict(components, excluded)
+    return verdict({name: s for name, s in servers.items() if isinstance(s, Mapping) and "status" in s}, excluded)
 
 
 def assess_status(payload: Mapping[str, Any], now: float, pid_alive: bool | None) -> list[str]:

@@ -11,9 +11,14 @@
 # → backup (backups/mcp/mcp_<UTC time>.tar.gz: the install's code and .env files) → install (the release's
 # files copied over the old ones, missing dependencies pip-installed into .venv) → restart (the systemd unit
 # when systemd runs the machine and the unit is installed, else scripts/mcp/pidfile_supervisor.sh) →
-# validate_health.sh --post-deploy → monitor_deployment.sh for --monitor-seconds → rollback_mcp.sh if health
+# validate_health.sh --post-deploy (with --bot-was-down when the pre-flight saw the bot not running) →
+# monitor_deployment.sh for --monitor-seconds → rollback_mcp.sh if health
 # fails or the error rate rises by more than DEPLOY_MAX_ERROR_RATE_RISE (0.10 = 10 points; definition in
 # monitor_deployment.sh). The bot is never stopped: it keeps the code it loaded until you restart it.
+# A bot already down before the deploy is not the release's doing: its components (main_bot, trade_executor,
+# circuit_breaker) are then shown as [WARN] and left out of the post-deploy verdict, so the new sidecar (which
+# alerts on the dead bot) is not rolled back for it. A bot running before and dead after still fails the deploy,
+# and so does a dead bot the pre-flight could not look at (a new install, or settings that do not load).
 #
 # Environment:
 #   DEPLOY_INSTALL_DIR          install to update (default /opt/polymarket-copy-bot, as in the systemd units)
@@ -122,6 +127,8 @@ PRE_FAILURES=0
 DEFERRED_RELEASE_CHECK=0
 BASELINE=""
 BOT_PID=""
+# running | down | unknown: what the pre-flight saw of the bot; only "down" excludes the bot-derived components
+BOT_BEFORE="unknown"
 BACKUP=""
 
 pre_fail() {
@@ -214,9 +221,12 @@ preflight() {
   elif [ -x "$PYTHON" ] && load_settings "$INSTALL_DIR"; then
     if status="$(helper "$INSTALL_DIR" bot-status --state-dir "$CFG_STATE_DIR")"; then
       BOT_PID="$(sed -n 's/^pid \([0-9]*\),.*/\1/p' <<<"$status")"
+      BOT_BEFORE="running"
       info "pre-flight bot: running: $status (this deploy does not touch it)"
     else
-      warn "pre-flight bot: not running: $status (the sidecar deploy goes on; trading is down anyway)"
+      BOT_BEFORE="down"
+      warn "pre-flight bot: not running: $status (the sidecar deploy goes on; trading is down anyway; the" \
+        "post-deploy validation shows main_bot, trade_executor, circuit_breaker as [WARN] and does not judge them)"
     fi
     check_current_sidecar
   else
@@ -394,7 +404,9 @@ if [ "$DRY_RUN" = "1" ]; then
   [ -x "$PYTHON" ] || would "create $INSTALL_DIR/.venv with $BASE_PYTHON"
   would "install the missing dependencies of $SOURCE_DIR/pyproject.toml into $INSTALL_DIR/.venv"
   would "stop the sidecar ($SUPERVISOR), replace ${RELEASE_FILES[*]} with those of $SOURCE_DIR, start it"
-  would "run validate_health.sh --post-deploy, then monitor_deployment.sh for ${MONITOR_SECONDS} s" \
+  validate_args=(--post-deploy)
+  [ "$BOT_BEFORE" != "down" ] || validate_args+=(--bot-was-down)
+  would "run validate_health.sh ${validate_args[*]}, then monitor_deployment.sh for ${MONITOR_SECONDS} s" \
     "(baseline ${BASELINE:-first sample}, max rise $MAX_RISE)"
   would "roll back with rollback_mcp.sh if either fails"
   info "DRY_RUN mode completed: no changes made"
@@ -415,7 +427,9 @@ install_release
 if ! sidecar start "$INSTALL_DIR"; then
   rollback "the new sidecar did not start"
 fi
-if ! DEPLOY_INSTALL_DIR="$INSTALL_DIR" "$MCP_SCRIPTS_DIR/validate_health.sh" --post-deploy; then
+validate_args=(--post-deploy)
+[ "$BOT_BEFORE" != "down" ] || validate_args+=(--bot-was-down)
+if ! DEPLOY_INSTALL_DIR="$INSTALL_DIR" "$MCP_SCRIPTS_DIR/validate_health.sh" "${validate_args[@]}"; then
   rollback "the new sidecar is not healthy"
 fi
 if [ "$MONITOR_SECONDS" -gt 0 ]; then
@@ -429,4 +443,9 @@ else
 fi
 report_bot
 info "$title deployment completed ($(tr '\n' ' ' <"$INSTALL_DIR/DEPLOYED_VERSION"))"
-pass "All health checks passed"
+if [ "$BOT_BEFORE" = "down" ]; then
+  pass "All health checks passed (excluded main_bot, trade_executor, circuit_breaker: the bot was not running" \
+    "before this deploy)"
+else
+  pass "All health checks passed"
+fi

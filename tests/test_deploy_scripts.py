@@ -809,3 +809,91 @@ def test_production_deploys_beyond_loopback_validate_and_monitor_with_the_token(
     assert f"[INFO] pre-flight sidecar: running (pid {pid}); error rate before: rate=" in output, output
     assert leaks == [], "the token appeared on a command line (ps shows it)"
     assert seen["deploy_support.py"] > 0, seen
+
+
+# --- a bot already down before the deploy is not the release's doing --------------------------------------
+
+BOT_WAS_DOWN = "(the bot was not running before this deploy; not caused by it)"
+EXCLUDED_NOTE = "(excluded main_bot, trade_executor, circuit_breaker: the bot was not running before this deploy)"
+# a release that stops the bot when its sidecar starts: the bot runs before the deploy and is dead after it
+BOT_KILLER = """
+_release_main = main
+
+
+def main(argv=None):
+    import contextlib, json, os, signal
+
+    with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+        os.kill(int(json.loads(open("state/risk_state.json").read())["pid"]), signal.SIGTERM)
+    return _release_main(argv)
+
+"""
+
+
+@needs_tools
+def test_a_deploy_judges_the_bot_only_when_the_pre_flight_saw_it_running(tmp_path: Path) -> None:
+    """Bot running before and killed by the release: rolled back. Bot down before: the new sidecar stays, with the
+    bot-derived components shown as [WARN] and excluded, and the exclusion is never applied unasked."""
+    install = new_install(tmp_path / "install", **install_settings())
+    v1 = snapshot_release(tmp_path / "v1")
+    killer = tmp_path / "v2-kills-the-bot"
+    shutil.copytree(v1, killer, symlinks=True)
+    main = killer / "mcp" / "main_mcp.py"
+    source = main.read_text()
+    assert source.count(MARKER) == 1, "mcp/main_mcp.py changed shape: update how this test breaks it"
+    main.write_text(source.replace(MARKER, BOT_KILLER + MARKER))
+    v3 = tmp_path / "v3"
+    shutil.copytree(v1, v3, symlinks=True)
+    env = script_env(install, **DEPLOY_SETTINGS, DEPLOY_HEALTH_WAIT_SECONDS="20")
+    deploy = ("production", "--monitor-seconds", "3")
+    try:
+        with bot_beside(install) as bot:
+            first = run(v1 / "scripts" / "deploy_mcp_servers.sh", *deploy, env=env)
+            assert first.returncode == 0, first.stdout
+            # reap the bot the moment it dies, so that its pid is gone (a zombie would still count as running)
+            threading.Thread(target=bot.wait, daemon=True).start()
+            killed = run(killer / "scripts" / "deploy_mcp_servers.sh", *deploy, env=env)
+            assert bot.wait(timeout=30) is not None
+        assert "[INFO] pre-flight bot: running: pid" in killed.stdout, killed.stdout
+        assert "[FAIL] overall health: critical (main_bot critical" in killed.stdout, killed.stdout
+        assert "--bot-was-down" not in killed.stdout and BOT_WAS_DOWN not in killed.stdout, killed.stdout
+        assert "[ERROR] deploy failed: the new sidecar is not healthy" in killed.stdout, killed.stdout
+        # the files of v1 come back, but rollback_mcp.sh judges the dead bot too (nothing changes when the bot ran
+        # before), so it reports the restored sidecar unhealthy: exit 4, "deploy failed AND rollback failed"
+        assert "[PASS] restored" in killed.stdout and killed.returncode == 4, killed.stdout
+        assert deployed_source(install) == str(v1), "the release that killed the bot was rolled back"
+
+        # now the bot is down before the deploy: the new sidecar is judged by what it can cause
+        down = run(v3 / "scripts" / "deploy_mcp_servers.sh", *deploy, env=env)
+        assert down.returncode == 0, down.stdout
+        assert "[WARN] pre-flight bot: not running:" in down.stdout, down.stdout
+        assert "rolled back" not in down.stdout and not lines_with(down.stdout, "FAIL"), down.stdout
+        warned = {line.split(":")[0] for line in lines_with(down.stdout, "WARN") if BOT_WAS_DOWN in line}
+        assert warned == {"[WARN] main_bot", "[WARN] trade_executor", "[WARN] circuit_breaker"}, down.stdout
+        assert "[WARN] main_bot: critical: bot process" in down.stdout, "the real status is shown"
+        assert (
+            "[PASS] overall health:" in down.stdout
+            and f"; excluded circuit_breaker, main_bot, trade_executor {BOT_WAS_DOWN}" in down.stdout
+        ), down.stdout
+        assert f"[PASS] All health checks passed {EXCLUDED_NOTE}" in down.stdout, down.stdout
+        assert "[INFO] Production deployment completed" in down.stdout
+        assert down.stdout.rstrip().endswith(f"[PASS] All health checks passed {EXCLUDED_NOTE}"), down.stdout
+        assert deployed_source(install) == str(v3)
+        assert sidecar_pid(install) is not None
+
+        # the same sidecar, validated without the pre-flight's word: the dead bot fails it, as /health says
+        plain = run(SCRIPTS / "mcp" / "validate_health.sh", env=script_env(install))
+        assert plain.returncode == 1, plain.stdout
+        assert "[FAIL] overall health: critical (main_bot critical" in plain.stdout, plain.stdout
+        assert BOT_WAS_DOWN not in plain.stdout and "excluded" not in plain.stdout, plain.stdout
+    finally:
+        stop_sidecar(install)
+
+
+@pytest.mark.parametrize(
+    "args", [["--bot-was-down"], ["--staging", "--bot-was-down"], ["--bot-was-down", "--post-deploy"]]
+)
+def test_validate_health_takes_bot_was_down_only_after_post_deploy(tmp_path: Path, args: list[str]) -> None:
+    result = run(SCRIPTS / "mcp" / "validate_health.sh", *args, env=script_env(tmp_path))
+    assert result.returncode == 2, result.stdout
+    assert "[ERROR]" in result.stdout and "--bot-was-down" in result.stdout, result.stdout

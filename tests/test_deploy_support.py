@@ -230,6 +230,69 @@ def test_overall_line_is_the_one_verdict(components: dict[str, Any], line: str) 
     assert deploy_rules.overall_check({"status": "healthy", "components": components}).line() == line
 
 
+BOT_DOWN = "(the bot was not running before this deploy; not caused by it)"
+DEAD_BOT = {"status": "critical", "message": "bot process 7 is not running"}
+
+
+@pytest.mark.parametrize(
+    ("components", "outcome", "detail"),
+    [
+        (
+            {"main_bot": DEAD_BOT, "trade_executor": "degraded", "host": "healthy"},
+            Outcome.PASS,
+            f"healthy; excluded main_bot, trade_executor {BOT_DOWN}",
+        ),
+        (
+            {"main_bot": DEAD_BOT, "host": {"status": "critical", "message": "disk full"}},
+            Outcome.FAIL,
+            f"critical (host critical: disk full); excluded main_bot {BOT_DOWN}",
+        ),
+        ({"host": "healthy"}, Outcome.PASS, "healthy"),  # nothing to exclude: nothing said
+    ],
+)
+def test_the_overall_line_leaves_out_the_bot_and_says_so(
+    components: dict[str, Any], outcome: Outcome, detail: str
+) -> None:
+    check = deploy_rules.overall_check({"components": components}, deploy_rules.BOT_DERIVED_COMPONENTS)
+    assert (check.outcome, check.detail) == (outcome, detail)
+
+
+def test_excluded_components_are_warned_with_their_real_status() -> None:
+    health = {"components": {"main_bot": DEAD_BOT, "circuit_breaker": "healthy", "host": "critical"}}
+    lines = [c.line() for c in deploy_rules.excluded_checks(health, deploy_rules.BOT_DERIVED_COMPONENTS)]
+    assert lines == [
+        f"[WARN] circuit_breaker: healthy {BOT_DOWN}",
+        f"[WARN] main_bot: critical: bot process 7 is not running {BOT_DOWN}",
+    ]
+    assert deploy_rules.excluded_checks(health, frozenset()) == []
+    assert deploy_rules.excluded_checks(None, deploy_rules.BOT_DERIVED_COMPONENTS) == []
+
+
+def unhealthy_status(components: dict[str, Any], *other: str) -> dict[str, Any]:
+    """`status --json` of a sidecar whose verdict fails on `components` (and with `other` problems)."""
+    monitoring = {"state": "running", "status": "healthy", "health": {"components": components}}
+    status = status_json(monitoring=monitoring)
+    verdict_problem = "health verdict critical: main_bot critical: bot process 7 is not running"
+    return {**status, "healthy": False, "problems": [*other, verdict_problem]}
+
+
+def test_the_sidecar_line_rejudges_the_status_verdict_only_when_asked() -> None:
+    bot = deploy_rules.BOT_DERIVED_COMPONENTS
+    dead_bot_only = unhealthy_status({"main_bot": DEAD_BOT, "host": "healthy"})
+    assert deploy_rules.sidecar_check(dead_bot_only).outcome is Outcome.FAIL
+    assert deploy_rules.sidecar_check(dead_bot_only, bot).outcome is Outcome.PASS
+    # the sidecar's own problems still fail it, and so does a critical component that is not the bot's
+    gone = unhealthy_status({"main_bot": DEAD_BOT}, "sidecar process 42 is gone (crashed or killed)")
+    assert (
+        deploy_rules.sidecar_check(gone, bot).line()
+        == "[FAIL] sidecar: not healthy: sidecar process 42 is gone (crashed or killed)"
+    )
+    host = unhealthy_status({"main_bot": DEAD_BOT, "host": {"status": "critical", "message": "disk full"}})
+    assert deploy_rules.sidecar_check(host, bot).line() == (
+        "[FAIL] sidecar: not healthy: health verdict critical: host critical: disk full"
+    )
+
+
 def test_no_health_body_fails_the_overall_line() -> None:
     assert deploy_rules.overall_check(None).outcome is Outcome.FAIL
 
@@ -580,6 +643,24 @@ def test_components_command_exit_codes(tmp_path: Path) -> None:
     assert "[FAIL] sidecar CPU: no cpu_percent figure" in broken.stdout
     assert "[FAIL] overall health: unknown (no /health body)" in broken.stdout
     assert helper(*args, *limits, "--disabled", "nonsense").returncode == 2
+
+
+@pytest.mark.integration
+def test_components_command_excludes_the_bot_only_with_bot_was_down(tmp_path: Path) -> None:
+    status = tmp_path / "status.json"
+    status.write_text(json.dumps(status_json(codebase_search=RUNNING, testing=RUNNING, monitoring=RUNNING)))
+    health = tmp_path / "health.json"
+    figures = {"status": "healthy", "figures": {"cpu_percent": 1, "memory_mb": 50}}
+    health.write_text(json.dumps({"status": "critical", "components": {"main_bot": DEAD_BOT, "sidecar": figures}}))
+    args = ["components", "--status-json", str(status), "--health-json", str(health)]
+    limits = ["--cpu-limit", "15", "--memory-limit-mb", "1000"]
+    judged = helper(*args, *limits)
+    assert judged.returncode == 1, judged.stdout
+    assert "[FAIL] overall health: critical (main_bot critical" in judged.stdout and "[WARN]" not in judged.stdout
+    excused = helper(*args, *limits, "--bot-was-down")
+    assert excused.returncode == 0, excused.stdout
+    assert f"[WARN] main_bot: critical: bot process 7 is not running {BOT_DOWN}" in excused.stdout
+    assert f"[PASS] overall health: healthy; excluded main_bot {BOT_DOWN}" in excused.stdout
 
 
 # --- the unit renderer -------------------------------------------------------------------------------

@@ -223,6 +223,55 @@ def test_the_verdict_names_the_problems_worst_first() -> None:
     }
 
 
+BOT = frozenset({"main_bot", "trade_executor", "circuit_breaker"})
+
+
+@pytest.mark.parametrize(
+    ("components", "excluded", "status", "label", "left_out"),
+    [
+        # nothing excluded: the verdict of /health, status and the dashboard
+        ({"main_bot": "critical", "host": "healthy"}, frozenset(), C, "FAIL", ()),
+        # the bot-derived components left out: only the rest is judged
+        (
+            {"main_bot": "critical", "trade_executor": "degraded", "host": "healthy"},
+            BOT,
+            H,
+            "PASS",
+            ("main_bot", "trade_executor"),
+        ),
+        (
+            {"main_bot": "critical", "circuit_breaker": "bogus", "sidecar": "starting"},
+            BOT,
+            S,
+            "PASS",
+            ("circuit_breaker", "main_bot"),
+        ),
+        # what is not excluded still fails
+        ({"main_bot": "critical", "codebase_search": "critical"}, BOT, C, "FAIL", ("main_bot",)),
+        ({"main_bot": "critical", "host": {"status": "degraded", "message": "load"}}, BOT, D, "PASS", ("main_bot",)),
+        # an excluded name that is absent is not listed; everything excluded is a pass with nothing judged
+        ({"host": "healthy"}, BOT, H, "PASS", ()),
+        ({"main_bot": "critical"}, BOT, H, "PASS", ("main_bot",)),
+    ],
+)
+def test_the_verdict_table_with_exclusions(
+    components: dict[str, Any], excluded: frozenset[str], status: Level, label: str, left_out: tuple[str, ...]
+) -> None:
+    judged = verdict(components, excluded)
+    assert (judged.status, judged.label, judged.excluded) == (status, label, left_out)
+    assert not any(problem.split()[0] in excluded for problem in judged.problems)
+    # the JSON form of /health is unchanged by the new field
+    assert set(judged.as_dict()) == {"status", "passed", "label", "problems"}
+
+
+def test_status_judges_the_bot_unless_a_deploy_excludes_it() -> None:
+    from mcp.status import status_verdict
+
+    payload = {"servers": {"monitoring": {"health": {"components": {"main_bot": "critical", "host": "healthy"}}}}}
+    assert status_verdict(payload).label == "FAIL"
+    assert status_verdict(payload, BOT).label == "PASS"
+
+
 def status_file(**components: str) -> dict[str, Any]:
     now = time.time()
     return {

@@ -26,6 +26,10 @@ TOOL_ERRORS = "mcp_tool_errors_total"
 CRITICAL = "critical"
 DEFAULT_MAX_RISE = 0.10
 SERVER_NAMES = ("codebase_search", "testing", "monitoring")
+# The components judged only from the bot's own state (mcp/monitoring/bot_checks.py): a sidecar release cannot
+# make them fail. When the bot was already down before a deploy, the deploy leaves them out of its verdict.
+BOT_DERIVED_COMPONENTS = frozenset({"main_bot", "trade_executor", "circuit_breaker"})
+BOT_WAS_DOWN = "the bot was not running before this deploy; not caused by it"
 
 
 class MetricsFormatError(ValueError):
@@ -106,6 +110,7 @@ def judge_rise(before: float | None, during: float | None, max_rise: float = DEF
 class Outcome(StrEnum):
     PASS = "PASS"
     FAIL = "FAIL"
+    WARN = "WARN"
     INFO = "INFO"
 
 
@@ -126,34 +131,67 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def overall_check(health: Mapping[str, Any] | None) -> Check:
-    """[PASS] or [FAIL]: the one health verdict (mcp.health.verdict) over the components of GET /health."""
+def overall_check(health: Mapping[str, Any] | None, excluded: frozenset[str] = frozenset()) -> Check:
+    """[PASS] or [FAIL]: the one health verdict (mcp.health.verdict) over the components of GET /health.
+
+    `excluded`: components left out of the verdict (a deploy made while the bot was down); the line names them.
+    """
     from mcp.health import verdict
 
     if health is None:
         return Check(Outcome.FAIL, "overall health", "unknown (no /health body)")
-    judged = verdict(_mapping(health.get("components")))
+    judged = verdict(_mapping(health.get("components")), excluded)
     detail = judged.status.value
     if judged.problems:
         detail += f" ({'; '.join(judged.problems)})"
+    if judged.excluded:
+        detail += f"; excluded {', '.join(judged.excluded)} ({BOT_WAS_DOWN})"
     return Check(Outcome.PASS if judged.passed else Outcome.FAIL, "overall health", detail)
 
 
-def sidecar_check(status: Mapping[str, Any] | None) -> Check:
-    """The sidecar as a whole, from `python -m mcp.main_mcp status --json`: healthy, or its problems."""
+def excluded_checks(health: Mapping[str, Any] | None, excluded: frozenset[str]) -> list[Check]:
+    """One [WARN] line per excluded component present in /health, with its real status and message."""
+    components = _mapping(_mapping(health).get("components"))
+    checks = []
+    for name in sorted(excluded & {str(key) for key in components}):
+        component = components[name]
+        record = _mapping(component)
+        level = record.get("status") if record else component
+        message = record.get("message")
+        shown = f"{level}: {message}" if message else f"{level}"
+        checks.append(Check(Outcome.WARN, name, f"{shown} ({BOT_WAS_DOWN})"))
+    return checks
+
+
+def sidecar_check(status: Mapping[str, Any] | None, excluded: frozenset[str] = frozenset()) -> Check:
+    """The sidecar as a whole, from `python -m mcp.main_mcp status --json`: healthy, or its problems.
+
+    With `excluded`, the health verdict inside the status is recomputed without those components (the sidecar's
+    other problems, such as a dead pid or a failed server, still count).
+    """
     if status is None:
         return Check(Outcome.FAIL, "sidecar", "no status (`python -m mcp.main_mcp status --json` gave no JSON)")
     payload = _mapping(status.get("status"))
     problems = status.get("problems")
-    if status.get("healthy") is True:
+    healthy = status.get("healthy") is True
+    listed = [str(problem) for problem in problems] if isinstance(problems, list) else []
+    if excluded and not healthy and isinstance(problems, list):
+        from mcp.status import status_verdict
+
+        # `status` words its verdict problem "health verdict …": replace it by the verdict without `excluded`
+        listed = [problem for problem in listed if not problem.startswith("health verdict ")]
+        judged = status_verdict(payload, excluded)
+        if not judged.passed:
+            listed.append(f"health verdict {judged.status.value}: " + "; ".join(judged.problems))
+        healthy = not listed
+    if healthy:
         return Check(
             Outcome.PASS,
             "sidecar",
             f"running (pid {payload.get('pid')}, up {payload.get('uptime_seconds')} s, "
             f"restarts {payload.get('restarts_total')})",
         )
-    listed = "; ".join(str(problem) for problem in problems) if isinstance(problems, list) and problems else "unknown"
-    return Check(Outcome.FAIL, "sidecar", f"not healthy: {listed}")
+    return Check(Outcome.FAIL, "sidecar", f"not healthy: {'; '.join(listed) if listed else 'unknown'}")
 
 
 def server_checks(

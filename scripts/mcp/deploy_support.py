@@ -34,10 +34,12 @@ from typing import Any
 
 from deploy_monitor import DEFAULT_MIN_EVENTS, monitor, pid_alive, probe, status_pid, token_is_sendable
 from deploy_rules import (
+    BOT_DERIVED_COMPONENTS,
     DEFAULT_MAX_RISE,
     SERVER_NAMES,
     MetricsFormatError,
     Outcome,
+    excluded_checks,
     overall_check,
     parse_counts,
     resource_checks,
@@ -242,7 +244,14 @@ def cmd_components(args: argparse.Namespace) -> int:
     if unknown:
         print(f"--disabled expects any of {list(SERVER_NAMES)}, received {unknown}", file=sys.stderr)
         return EXIT_USAGE
-    checks = [overall_check(health), sidecar_check(status), *server_checks(status, health, frozenset(args.disabled))]
+    # a deploy made while the bot was already down leaves the bot-derived components out of its verdict
+    excluded = BOT_DERIVED_COMPONENTS if args.bot_was_down else frozenset()
+    checks = [
+        overall_check(health, excluded),
+        *excluded_checks(health, excluded),
+        sidecar_check(status, excluded),
+        *server_checks(status, health, frozenset(args.disabled)),
+    ]
     checks += resource_checks(sidecar_figures(status, health), args.cpu_limit, args.memory_limit_mb)
     for check in checks:
         print(check.line())
@@ -408,6 +417,12 @@ def build_parser() -> argparse.ArgumentParser:
     components.add_argument("--disabled", action="append", default=[], metavar="SERVER")
     components.add_argument("--cpu-limit", type=float, required=True)
     components.add_argument("--memory-limit-mb", type=float, required=True)
+    components.add_argument(
+        "--bot-was-down",
+        action="store_true",
+        help="the bot was not running before the deploy: show main_bot, trade_executor, circuit_breaker as [WARN]"
+        " and leave them out of the verdict",
+    )
     components.set_defaults(run=cmd_components)
     rate = commands.add_parser("error-rate", help="print the error rate of a /metrics endpoint")
     rate.add_argument("--url", required=True)

@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Is the monitoring sidecar healthy? One [PASS]/[FAIL] line per check, exit 1 on any failure.
 #
-#   scripts/mcp/validate_health.sh [--staging|--production|--post-deploy]
+#   scripts/mcp/validate_health.sh [--staging|--production|--post-deploy [--bot-was-down]]
 #
 #   --staging      read the settings as ENVIRONMENT=staging (.env.staging over .env)
 #   --production   read the settings as ENVIRONMENT=production
 #   --post-deploy  the sidecar was just (re)started: retry every 2 s for up to DEPLOY_HEALTH_WAIT_SECONDS
 #                  (default 60) until every check passes; stop early when its supervisor says it died
+#   --bot-was-down (with --post-deploy only; deploy_mcp_servers.sh passes it when its pre-flight saw the bot
+#                  not running) the bot-derived components main_bot, trade_executor and circuit_breaker are
+#                  printed as [WARN] with their real status and left out of the pass/fail decision, which
+#                  says so: a sidecar release cannot have caused a bot that was down before it
 #
 # Checks: settings valid; the overall health verdict of GET /health ([FAIL] only when a component is
 # critical: the one verdict of mcp.health, as /health's 503, `status` and the dashboard; `starting` passes);
@@ -27,6 +31,11 @@ source "$(dirname -- "${BASH_SOURCE[0]}")/lib.sh"
 
 HTTP_TIMEOUT=5
 WAIT_SECONDS=0
+BOT_WAS_DOWN=0
+if [ "$#" -eq 2 ] && [ "$1" = "--post-deploy" ] && [ "$2" = "--bot-was-down" ]; then
+  BOT_WAS_DOWN=1
+  set -- "$1"
+fi
 case "${1:-}" in
   "") ;;
   --staging) export ENVIRONMENT=staging ;;
@@ -36,14 +45,22 @@ case "${1:-}" in
     print_header "$0"
     exit 0
     ;;
+  --bot-was-down)
+    error "--bot-was-down only goes after --post-deploy (scripts/mcp/validate_health.sh --post-deploy --bot-was-down)"
+    exit 2
+    ;;
   *)
-    error "unknown option '$1'; expected --staging, --production or --post-deploy"
+    error "unknown option '$1'; expected --staging, --production or --post-deploy [--bot-was-down]"
     exit 2
     ;;
 esac
 if [ "$#" -gt 1 ]; then
-  error "expected at most one option, received $#: $*"
+  error "expected at most one option (or --post-deploy --bot-was-down), received $#: $*"
   exit 2
+fi
+EXCLUDED_NOTE=""
+if [ "$BOT_WAS_DOWN" = "1" ]; then
+  EXCLUDED_NOTE=" (excluded main_bot, trade_executor, circuit_breaker: the bot was not running before this deploy)"
 fi
 MIN_FREE_MB="${DEPLOY_MIN_FREE_MB:-$DEFAULT_MIN_FREE_MB}"
 if ! is_uint "$WAIT_SECONDS" || ! is_uint "$MIN_FREE_MB"; then
@@ -132,6 +149,7 @@ run_checks() {
   [ "$CFG_MONITORING_ENABLED" = "true" ] || disabled+=(--disabled monitoring)
   [ -s "$WORK/status.json" ] && args+=(--status-json "$WORK/status.json")
   [ -s "$WORK/health.json" ] && args+=(--health-json "$WORK/health.json")
+  [ "$BOT_WAS_DOWN" = "0" ] || args+=(--bot-was-down)
   if [ -x "$PYTHON" ]; then
     helper "$INSTALL_DIR" components "${args[@]}" "${disabled[@]}" \
       --cpu-limit "$CFG_CPU_LIMIT_PERCENT" --memory-limit-mb "$CFG_MEMORY_LIMIT_MB" || true
@@ -183,8 +201,8 @@ while true; do
 done
 printf '%s\n' "$report"
 if [ "$failures" -eq 0 ]; then
-  pass "All health checks passed"
+  pass "All health checks passed$EXCLUDED_NOTE"
   exit 0
 fi
-fail "$failures health check(s) failed"
+fail "$failures health check(s) failed$EXCLUDED_NOTE"
 exit 1
