@@ -28,13 +28,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from config.settings import Settings
 from core.circuit_breaker import CircuitBreaker
-from core.clob.base import Side
 from core.clob.paper import PaperClobClient
 from core.ledger import LEDGER_FILE_NAME, FillRecord, OutcomeRecord, TradeLedger
 from core.trade_executor import ExecutionStatus, TradeExecutor
-from core.wallet.base import WalletTrade
+from tests.benchmarks.copy_latency_driver import driver_settings, round_trip_trade
 
 TOKENS = [f"bench-token-{i}" for i in range(10)]
 BLOCK = 20
@@ -115,37 +113,6 @@ def bench_fill_cost(folder: Path, fills: int) -> dict[str, list[float]]:
     return out
 
 
-def bench_settings(state_dir: Path) -> Settings:
-    return Settings(
-        _env_file=None,
-        state_dir=state_dir,
-        copy_ratio=1.0,
-        max_slippage=1.0,
-        max_orders_per_minute=10_000_000,
-        max_position_size=1e9,
-        max_total_exposure=1e12,
-        max_open_positions=1000,
-        max_daily_loss=1e12,
-        consecutive_loss_limit=1_000_000_000,
-        paper_starting_balance=1e9,
-        paper_latency_ms=0.0,
-        paper_error_rate=0.0,
-    )
-
-
-def trade(i: int) -> WalletTrade:
-    return WalletTrade(
-        wallet="0x" + "7" * 40,
-        tx_hash=f"0x{i:064x}",
-        token_id=TOKENS[(i // 2) % len(TOKENS)],
-        market="0x" + "b" * 64,
-        side=Side.BUY if i % 2 == 0 else Side.SELL,
-        size=20.0,
-        price=0.5,
-        timestamp=datetime.now(UTC),
-    )
-
-
 async def bench_copy_path(folder: Path, trades: int) -> dict[str, dict[str, list[float]]]:
     """Alternating blocks of round trips through two executors, with and without the ledger."""
     executors: dict[str, TradeExecutor] = {}
@@ -153,7 +120,7 @@ async def bench_copy_path(folder: Path, trades: int) -> dict[str, dict[str, list
     for label in ("without", "with"):
         state = folder / label
         state.mkdir(parents=True)
-        settings = bench_settings(state)
+        settings = driver_settings(state)
         if label == "with":
             ledger = TradeLedger(state / LEDGER_FILE_NAME)
             await ledger.run(ledger.open)
@@ -183,7 +150,9 @@ async def bench_copy_path(folder: Path, trades: int) -> dict[str, dict[str, list
         for label, executor in arms.items():
             for k in range(BLOCK):
                 start = time.perf_counter_ns()
-                result = await executor.execute_copy(trade(index + k + (BLOCK if label == "one_fsync" else 0)))
+                result = await executor.execute_copy(
+                    round_trip_trade(index + k + (BLOCK if label == "one_fsync" else 0))
+                )
                 if label == "one_fsync":
                     await asyncio.to_thread(fsync_append)
                 call = (time.perf_counter_ns() - start) / 1e3
