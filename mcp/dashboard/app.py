@@ -211,47 +211,52 @@ async def static_file(request: web.Request) -> web.Response:
     return web.Response(body=asset.body, content_type=asset.content_type, charset="utf-8")
 
 
-async def health(request: web.Request) -> web.Response:
-    """GET /health: the cached health report; 503 when the overall status is critical."""
+async def _cached_json(
+    request: web.Request,
+    key: str,
+    produce: Callable[[], Any],
+    status_of: Callable[[Any], int],
+    unavailable: Mapping[str, str],
+) -> web.Response:
+    """Serve `key` from the short cache, else produce it once, encode it (secrets scrubbed) and cache it.
+
+    A producer that fails is logged with its traceback and answered 503 with `unavailable` plus the error's
+    type; a failure is not cached, so the next request tries again.
+    """
     cache = request.app[CACHE_KEY]
-    cached = cache.get("health")
+    cached = cache.get(key)
     if cached is not None:
         return _send(cached)
     try:
-        report = await _call(request.app[MONITORING_KEY].health_report)
+        body = await _call(produce)
     except Exception as e:
-        logger.exception("GET /health: the monitoring server could not produce a report")
-        return _json(request, {"status": "critical", "error": f"health report unavailable ({type(e).__name__})"}, 503)
-    encoded = Encoded(health_http_status(report), encode_json(report, request.app[SCRUB_KEY]))
-    return _send(cache.put("health", encoded))
+        logger.exception("GET %s: could not be produced", request.path)
+        return _json(request, {**unavailable, "error": f"{unavailable['error']} ({type(e).__name__})"}, 503)
+    return _send(cache.put(key, Encoded(status_of(body), encode_json(body, request.app[SCRUB_KEY]))))
+
+
+def _ok(_: Any) -> int:
+    return 200
+
+
+async def health(request: web.Request) -> web.Response:
+    """GET /health: the cached health report; 503 when the overall status is critical."""
+    unavailable = {"status": "critical", "error": "health report unavailable"}
+    return await _cached_json(
+        request, "health", request.app[MONITORING_KEY].health_report, health_http_status, unavailable
+    )
 
 
 async def history(request: web.Request) -> web.Response:
     """GET /api/history: recent samples for the charts."""
-    cache = request.app[CACHE_KEY]
-    cached = cache.get("history")
-    if cached is not None:
-        return _send(cached)
-    try:
-        body = await _call(request.app[MONITORING_KEY].history)
-    except Exception as e:
-        logger.exception("GET /api/history: the monitoring server could not produce its history")
-        return _json(request, {"error": f"history unavailable ({type(e).__name__})"}, 503)
-    return _send(cache.put("history", Encoded(200, encode_json(body, request.app[SCRUB_KEY]))))
+    unavailable = {"error": "history unavailable"}
+    return await _cached_json(request, "history", request.app[MONITORING_KEY].history, _ok, unavailable)
 
 
 async def trading(request: web.Request) -> web.Response:
     """GET /api/trading: the trading section (P&L, positions, recent copies, wallets, denials, equity curve)."""
-    cache = request.app[CACHE_KEY]
-    cached = cache.get("trading")
-    if cached is not None:
-        return _send(cached)
-    try:
-        body = await request.app[TRADING_KEY].view()
-    except Exception as e:
-        logger.exception("GET /api/trading: the trading view could not be built")
-        return _json(request, {"status": "error", "error": f"trading view unavailable ({type(e).__name__})"}, 503)
-    return _send(cache.put("trading", Encoded(200, encode_json(body, request.app[SCRUB_KEY]))))
+    unavailable = {"status": "error", "error": "trading view unavailable"}
+    return await _cached_json(request, "trading", request.app[TRADING_KEY].view, _ok, unavailable)
 
 
 def parse_reset_body(raw: bytes) -> str:
