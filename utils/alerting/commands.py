@@ -152,35 +152,29 @@ class CommandUsageError(ValueError):
     """A command's arguments are wrong; the message is the reply (what was expected, what was received)."""
 
 
-def parse_mute_minutes(args: Sequence[str]) -> int:
-    """The minutes of `/mute <minutes>`; raises CommandUsageError with the usage otherwise."""
+def _parse_whole_number(args: Sequence[str], low: int, high: int, usage: str) -> int:
+    """The one argument as a whole number in low..high; CommandUsageError (usage + what was received) otherwise."""
     if len(args) != 1:
         received = repr(" ".join(args)) if args else "nothing"
-        raise CommandUsageError(f"{MUTE_USAGE}; received {received}")
+        raise CommandUsageError(f"{usage}; received {received}")
     text = args[0].strip()
     try:
-        minutes = int(text)
+        number = int(text)
     except ValueError:
-        raise CommandUsageError(f"{MUTE_USAGE}; received {text!r}") from None
-    if not 0 <= minutes <= MAX_MUTE_MINUTES:
-        raise CommandUsageError(f"{MUTE_USAGE}; received {minutes}")
-    return minutes
+        raise CommandUsageError(f"{usage}; received {text[:40]!r}") from None
+    if not low <= number <= high:
+        raise CommandUsageError(f"{usage}; received {number}")
+    return number
+
+
+def parse_mute_minutes(args: Sequence[str]) -> int:
+    """The minutes of `/mute <minutes>`; raises CommandUsageError with the usage otherwise."""
+    return _parse_whole_number(args, 0, MAX_MUTE_MINUTES, MUTE_USAGE)
 
 
 def parse_optional_count(args: Sequence[str], default: int, maximum: int, usage: str) -> int:
     """The optional whole number of `/trades [n]` or `/daily [days]` (1..maximum); CommandUsageError otherwise."""
-    if not args:
-        return default
-    if len(args) != 1:
-        raise CommandUsageError(f"{usage}; received {' '.join(args)!r}")
-    text = args[0].strip()
-    try:
-        count = int(text)
-    except ValueError:
-        raise CommandUsageError(f"{usage}; received {text[:40]!r}") from None
-    if not 1 <= count <= maximum:
-        raise CommandUsageError(f"{usage}; received {count}")
-    return count
+    return _parse_whole_number(args, 1, maximum, usage) if args else default
 
 
 def _value(value: Any) -> str:
