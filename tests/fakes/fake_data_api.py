@@ -181,17 +181,10 @@ class FakeDataApi:
     async def _activity(self, request: web.Request) -> web.StreamResponse:
         params = dict(request.query)
         self.requests.append(RecordedRequest(request.path, params))
-        user = params.get("user", "")
-        if not _ADDRESS.match(user):
-            return web.json_response({"error": "user: expected 0x followed by 40 hex characters"}, status=400)
-        try:
-            limit = int(params.get("limit", "100"))
-            offset = int(params.get("offset", "0"))
-        except ValueError:
-            return web.json_response({"error": "limit and offset must be integers"}, status=400)
-        if not (0 <= limit <= 500 and 0 <= offset <= 10_000):
-            return web.json_response({"error": "limit must be 0..500 and offset 0..10000"}, status=400)
-
+        page = self._user_page(params)
+        if isinstance(page, web.Response):
+            return page
+        user, limit, offset = page
         queue = self._scripts[user.lower()] or self._scripts[None]
         if queue:
             return await self._scripted(queue.popleft())
@@ -209,17 +202,14 @@ class FakeDataApi:
         positions are left out unless asked for); `limit` 0..500 (default 100), `offset` 0..10000."""
         params = dict(request.query)
         self.requests.append(RecordedRequest(request.path, params))
-        user = params.get("user", "")
-        if not _ADDRESS.match(user):
-            return web.json_response({"error": "user: expected 0x followed by 40 hex characters"}, status=400)
+        page = self._user_page(params)
+        if isinstance(page, web.Response):
+            return page
+        user, limit, offset = page
         try:
             threshold = float(params.get("sizeThreshold", "1.0"))
-            limit = int(params.get("limit", "100"))
-            offset = int(params.get("offset", "0"))
         except ValueError:
-            return web.json_response({"error": "sizeThreshold, limit and offset must be numbers"}, status=400)
-        if not (0 <= limit <= 500 and 0 <= offset <= 10_000):
-            return web.json_response({"error": "limit must be 0..500 and offset 0..10000"}, status=400)
+            return web.json_response({"error": "sizeThreshold must be a number"}, status=400)
         queue = self._scripts[user.lower()] or self._scripts[None]
         if queue:
             return await self._scripted(queue.popleft())
@@ -229,6 +219,21 @@ class FakeDataApi:
             if not isinstance(r.get("size"), int | float) or r["size"] >= threshold
         ]
         return web.json_response(records[offset : offset + limit])
+
+    @staticmethod
+    def _user_page(params: dict[str, str]) -> tuple[str, int, int] | web.Response:
+        """(user, limit, offset) as both endpoints take them, or the real API's 400 for a bad one."""
+        user = params.get("user", "")
+        if not _ADDRESS.match(user):
+            return web.json_response({"error": "user: expected 0x followed by 40 hex characters"}, status=400)
+        try:
+            limit = int(params.get("limit", "100"))
+            offset = int(params.get("offset", "0"))
+        except ValueError:
+            return web.json_response({"error": "limit and offset must be integers"}, status=400)
+        if not (0 <= limit <= 500 and 0 <= offset <= 10_000):
+            return web.json_response({"error": "limit must be 0..500 and offset 0..10000"}, status=400)
+        return user, limit, offset
 
     async def _scripted(self, scripted: ScriptedResponse) -> web.StreamResponse:
         if scripted.delay > 0:
