@@ -181,6 +181,9 @@ class LedgerReader:
         self._tz = ZoneInfo(timezone)
         self._conn: sqlite3.Connection | None = None
         self._lock = threading.Lock()
+        # the folded book and the ledger's data_version it was folded at: one view asks for positions and
+        # P&L, and folding every fill twice for the same unchanged ledger is the costly part of a read
+        self._folded: tuple[int, Book] | None = None
 
     # --- plumbing -----------------------------------------------------------------------------------
 
@@ -217,7 +220,13 @@ class LedgerReader:
             # one read transaction: the fills and the marks are from the same moment
             conn.execute("BEGIN")
             try:
-                return load_book(conn)
+                # data_version changes whenever another connection (the bot) commits; this one never writes
+                version = conn.execute("PRAGMA data_version").fetchone()[0]
+                if self._folded is not None and self._folded[0] == version:
+                    return self._folded[1]
+                book = load_book(conn)
+                self._folded = (version, book)
+                return book
             finally:
                 conn.execute("COMMIT")
 
@@ -354,3 +363,4 @@ class LedgerReader:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+            self._folded = None  # data_version counts per connection: a new one starts over

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from core import ledger_view
 from core.ledger import (
     SCHEMA_VERSION,
     FillRecord,
@@ -291,3 +292,30 @@ def test_each_trade_commits_with_an_fsync_and_its_seen_row_without(ledger: Trade
     assert commits_under() == ["NORMAL", "FULL"]
     ledger._db().set_trace_callback(None)
     assert ledger._db().execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL, as SQLite reports it
+
+
+def test_the_reader_folds_an_unchanged_ledger_once_and_again_after_each_commit(
+    ledger: TradeLedger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one view asks for positions and P&L: the fills are folded once while the ledger has not changed
+    folds: list[int] = []
+    real_load_book = ledger_view.load_book
+
+    def counting_load_book(conn: sqlite3.Connection) -> ledger_view.Book:
+        folds.append(1)
+        return real_load_book(conn)
+
+    monkeypatch.setattr(ledger_view, "load_book", counting_load_book)
+    ledger.record_outcome_sync(seen(ledger, "0xa"), filled("tok-1", "BUY", 10.0, 0.5, equity=1000.0))
+    reader = LedgerReader(ledger.path)
+    assert [p.size for p in reader.positions()] == [10.0]
+    reader.pnl()
+    assert [p.size for p in reader.positions()] == [10.0]
+    assert len(folds) == 1
+    ledger.record_outcome_sync(seen(ledger, "0xb"), filled("tok-1", "BUY", 5.0, 0.5, equity=1000.0))
+    assert [p.size for p in reader.positions()] == [15.0]  # the bot's commit is seen at once
+    assert len(folds) == 2
+    reader.close()
+    assert [p.size for p in reader.positions()] == [15.0]  # a new connection folds afresh
+    assert len(folds) == 3
+    reader.close()
