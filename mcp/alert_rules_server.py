@@ -26,7 +26,7 @@ from config.settings import Settings
 from mcp.alert_rules import Echo, Notice, RuleConfig, RuleState, evaluate, observation_from_report
 from mcp.health import HealthStatus
 from mcp.monitoring.report import next_report_due, report_time
-from mcp.monitoring.thresholds import HOST_INTERVAL_FACTOR, MIN_DURATION_INTERVALS, MonitoringLimits
+from mcp.monitoring.thresholds import HOST_WINDOW_FACTOR, MIN_DURATION_INTERVALS, MonitoringLimits
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def rule_config(settings: Settings) -> RuleConfig:
         stale_after_seconds=limits.snapshot_age_seconds[1],
         breaker_grace_seconds=max(BREAKER_GRACE_INTERVALS * base, MIN_BREAKER_GRACE_SECONDS),
         default_min_duration=hold,
-        min_durations={"host": MIN_DURATION_INTERVALS * base * HOST_INTERVAL_FACTOR},
+        min_durations={"host": MIN_DURATION_INTERVALS * base * HOST_WINDOW_FACTOR},
         sidecar_cpu_warning=limits.sidecar_cpu_percent.warning,
         sidecar_memory_warning_mb=limits.sidecar_memory_mb.warning,
     )

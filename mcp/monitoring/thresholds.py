@@ -35,8 +35,6 @@ HOST_DISK_PERCENT = (85.0, 95.0)
 # and Netdata do), sampled every HOST_SAMPLE_SECONDS (or MONITOR_INTERVAL_SECONDS when that is shorter)
 HOST_WINDOW_FACTOR = 2.0
 HOST_SAMPLE_SECONDS = 10.0
-# the window factor's former name, kept for the code that sizes the host's alert hold with it
-HOST_INTERVAL_FACTOR = HOST_WINDOW_FACTOR
 
 
 def rising(warning: float, critical: float) -> Thresholds:
