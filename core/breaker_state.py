@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from core.breaker_mcp import McpRecord
 from core.breaker_rules import (
     CLEARED_BY_COOLDOWN,
     LATCHED_UNTIL_DAY_BOUNDARY,
@@ -22,6 +21,7 @@ from core.breaker_rules import (
     TripKind,
     outlasts,
 )
+from core.breaker_sidecar_record import McpRecord
 
 SCHEMA_VERSION = 1
 HISTORY_LIMIT = 50

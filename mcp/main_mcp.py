@@ -53,8 +53,8 @@ import psutil
 from config.mcp_config import EXIT_BAD_CONFIG, load_or_exit
 from config.settings import Settings
 from mcp.containment.runtime import get_process_containment
-from mcp.registry import SERVERS, ServerFactory, build_servers, build_services, integrator_gate, selected_servers
 from mcp.server import Server
+from mcp.server_registry import SERVERS, ServerFactory, build_servers, build_services, integrator_gate, selected_servers
 from mcp.status import STATUS_FILE_NAME, status_command
 from mcp.supervisor import Outcome, Supervisor
 from utils.alerts import close_alerts, configure_alerts, flush_alerts

@@ -29,7 +29,7 @@ from config.settings import Settings, get_settings
 from mcp.containment.runtime import process_isolation
 from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, ResetBreaker
 from mcp.dashboard.serve import integrator_reset, start_dashboard
-from mcp.monitoring.gate import GateStatusSource, IntegratorGateStatus
+from mcp.monitoring.gate_status import GateStatusSource, IntegratorGateStatus
 from mcp.monitoring.http import ServeError, metrics_app, start_site
 from mcp.monitoring.http_guard import HttpGuard
 from mcp.monitoring.metrics import MonitoringMetrics

@@ -11,7 +11,7 @@ from __future__ import annotations
 from config.settings import Settings
 from mcp.dashboard.security import DashboardBindError, check_bind_safety
 from mcp.monitoring.metrics_auth import metrics_token_for
-from mcp.registry import selected_servers
+from mcp.server_registry import selected_servers
 
 NO_SERVER_ENABLED = "no server enabled: set MCP_CODEBASE_SEARCH_ENABLED, MCP_TESTING_ENABLED or MCP_MONITORING_ENABLED"
 

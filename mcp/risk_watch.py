@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from config.settings import Settings
-from core.integrations.gate import MarketHours
+from core.integrations.gate_rules import MarketHours
 from mcp.health import HealthStatus
-from mcp.monitoring.gate import gate_summary
+from mcp.monitoring.gate_status import gate_summary
 
 logger = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from mcp.health import HealthStatus, worst
+from mcp.restart_policy import DEFAULT_POLICY, STATE_HEALTH, RestartPolicy, ServerRecord, ServerState, restart_decision
 from mcp.server import Server
-from mcp.supervision import DEFAULT_POLICY, STATE_HEALTH, RestartPolicy, ServerRecord, ServerState, restart_decision
 from utils.alerts import AlertType, send_alert
 from utils.atomic import atomic_write_json
 from utils.sd_notify import SystemdNotifier

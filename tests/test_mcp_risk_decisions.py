@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core.integrations import reports
-from core.integrations.gate import GateCode, GateKind, MarketHours, decide_gate, is_market_hours, parse_kind
+from core.integrations.gate_rules import GateCode, GateKind, MarketHours, decide_gate, is_market_hours, parse_kind
 from core.integrations.mcp_breaker import (
     HISTORY_LIMIT,
     MAX_FAILED_RECOVERIES,

@@ -24,7 +24,7 @@ from config.settings import PROJECT_ROOT, Settings
 from core.circuit_breaker import CircuitBreaker
 from core.integrations import mcp_risk_integration, readonly
 from core.integrations.breaker_control import send_via_alerts_module
-from core.integrations.gate import GateCode
+from core.integrations.gate_rules import GateCode
 from core.integrations.mcp_breaker import MAX_FAILED_RECOVERIES, BreakerState
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator, get_mcp_risk_integrator
 from core.integrations.readonly import (

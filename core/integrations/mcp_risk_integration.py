@@ -6,7 +6,7 @@ is open or half-open, and while the integration is disabled; the answer says so 
 bot's risk state, and it trips the MCP breaker when the sidecar uses too much non-idle CPU or memory or a
 trading latency p99 (decision -> ack, arrival -> ack) is over budget; a test coverage below 0.8 × the
 threshold trips it too. SCHED_IDLE work (test runs, scans) is reported apart and never trips it by itself.
-The breaker, the market-hours window and the trip rules are pure functions (mcp_breaker.py, gate.py,
+The breaker, the market-hours window and the trip rules are pure functions (mcp_breaker.py, gate_rules.py,
 rules.py); this class applies them, persists the breaker and sends the alerts.
 
 Example (the user's test plan, Phase 4)::
@@ -31,7 +31,7 @@ from typing import Any
 from config.settings import PROJECT_ROOT, Settings, get_settings
 from core.integrations import reports
 from core.integrations.breaker_control import AlertSender, BreakerController, send_via_alerts_module
-from core.integrations.gate import GateDecision, GateKind, MarketHours, decide_gate, is_market_hours, parse_kind
+from core.integrations.gate_rules import GateDecision, GateKind, MarketHours, decide_gate, is_market_hours, parse_kind
 from core.integrations.mcp_breaker import STATE_FILE_NAME, BreakerState, BreakerStore, describe, finish_trial, trip
 from core.integrations.process_tree import ProcessLike, ProcessTreeSampler, usage_report
 from core.integrations.readonly import (

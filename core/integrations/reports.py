@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from numbers import Real
 from typing import Any
 
-from core.integrations.gate import GateDecision
+from core.integrations.gate_rules import GateDecision
 from core.integrations.rules import CoverageVerdict
 
 

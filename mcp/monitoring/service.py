@@ -22,7 +22,7 @@ from config.settings import Settings
 from mcp.health import verdict
 from mcp.monitoring.base import Check, ComponentResult, Primable, iso
 from mcp.monitoring.checks import build_checks
-from mcp.monitoring.gate import GateStatusSource
+from mcp.monitoring.gate_status import GateStatusSource
 from mcp.monitoring.levels import Level
 from mcp.monitoring.metrics import MonitoringMetrics
 from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS, ServersCheck

@@ -31,8 +31,8 @@ from mcp.protocol.jsonrpc import (
     error_response,
     result_response,
 )
-from mcp.protocol.registry import ToolRegistry, ToolSpec
 from mcp.protocol.session import LATEST_VERSION, Phase, Session, negotiate_version, supports
+from mcp.protocol.tool_registry import ToolRegistry, ToolSpec
 from mcp.protocol.toolcall import (
     PerClientLimit,
     ProgressNotifier,

@@ -19,8 +19,8 @@ from typing import Any, NamedTuple, Protocol
 from mcp.protocol.cache import TTLCache, cache_key
 from mcp.protocol.clip import MAX_ERROR_CHARS, clip
 from mcp.protocol.jsonrpc import json_safe, notification
-from mcp.protocol.registry import InvalidArguments, ToolSpec
 from mcp.protocol.session import LATEST_VERSION, supports
+from mcp.protocol.tool_registry import InvalidArguments, ToolSpec
 
 logger = logging.getLogger(__name__)
 

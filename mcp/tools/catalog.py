@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp.protocol.registry import ToolRegistry, returns_typed_dict
+from mcp.protocol.tool_registry import ToolRegistry, returns_typed_dict
 
 logger = logging.getLogger(__name__)
 

@@ -212,8 +212,8 @@ class MonitoringTools:
         the MCP circuit breaker's state, and how many heavy jobs were deferred."""
         if self._integrator_factory is None:
             return {"status": "unavailable", "message": "no MCP risk integrator in this process"}
-        from core.integrations.gate import MarketHours
-        from mcp.monitoring.gate import gate_summary
+        from core.integrations.gate_rules import MarketHours
+        from mcp.monitoring.gate_status import gate_summary
 
         try:
             if self._integrator is None:

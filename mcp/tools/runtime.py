@@ -67,9 +67,9 @@ def tool_sources(
 ) -> dict[str, ToolSource]:
     """Each server's MCP tools (the monitoring server's are the MonitoringTools over it), with its root.
 
-    Only the servers of the registry (mcp.registry.SERVERS) offer tools; the sidecar's other services do not.
+    Only the servers of the registry (mcp.server_registry.SERVERS) offer tools; the sidecar's other services do not.
     """
-    from mcp.registry import SERVERS
+    from mcp.server_registry import SERVERS
 
     sources: dict[str, ToolSource] = {}
     for server in servers:

@@ -76,7 +76,7 @@ async def serve_http() -> None:
     from config.settings import load_settings
     from mcp.monitoring_server import MonitoringServer
     from mcp.protocol.http import add_mcp_routes
-    from mcp.registry import build_servers
+    from mcp.server_registry import build_servers
     from mcp.tools.runtime import build_dispatcher
 
     settings = load_settings()
@@ -185,7 +185,7 @@ class HttpClient:
 async def in_process(settings: Settings) -> tuple[dict[str, Callable[..., Awaitable[Any]]], Any]:
     """The plain tool functions and a Dispatcher over the same servers, in this process."""
     from mcp.monitoring_server import MonitoringServer
-    from mcp.registry import build_servers
+    from mcp.server_registry import build_servers
     from mcp.tools.runtime import build_dispatcher
 
     overrides = {"monitoring": lambda s, _g: MonitoringServer(s, serve_metrics=False, serve_dashboard=False)}

@@ -12,8 +12,8 @@ from typing import Any, Literal
 from mcp.monitoring.metrics import MonitoringMetrics
 from mcp.protocol.dispatcher import Dispatcher
 from mcp.protocol.jsonrpc import validate_message
-from mcp.protocol.registry import ToolRegistry
 from mcp.protocol.session import Session
+from mcp.protocol.tool_registry import ToolRegistry
 
 Progress = Callable[[float, float | None, str], Awaitable[None]]
 CANARY_SECRET = "canary-secret-7f3a9c"

@@ -14,8 +14,8 @@ import pytest
 from config.settings import Settings
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator
 from mcp.main_mcp import _close_loop, build_parser, effective_health_interval, serve
-from mcp.registry import SERVERS, build_servers, selected_servers
 from mcp.server import Server
+from mcp.server_registry import SERVERS, build_servers, selected_servers
 from tests.fakes.fake_servers import ReadyServer
 from utils.sd_notify import SystemdNotifier
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import pytest
 
-from core.integrations.gate import MarketHours
+from core.integrations.gate_rules import MarketHours
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator
 from mcp.monitoring.base import Reading
-from mcp.monitoring.gate import IntegratorGateStatus, gate_summary
+from mcp.monitoring.gate_status import IntegratorGateStatus, gate_summary
 from mcp.monitoring.levels import Level
 from mcp.monitoring.service import History, MonitoringService, alert_totals_from_manager
 from tests.fakes.fake_host import FakeHost

@@ -12,7 +12,7 @@ import pytest
 
 from mcp.protocol.clip import MAX_ECHO_CHARS, MAX_ERROR_CHARS, clip, clip_names, clip_repr
 from mcp.protocol.dispatcher import Dispatcher
-from mcp.protocol.registry import ToolRegistry
+from mcp.protocol.tool_registry import ToolRegistry
 from mcp.search.matcher import validate_names
 from tests.mcp.mcp_protocol_support import Client
 from tests.mcp.test_protocol_tools import build

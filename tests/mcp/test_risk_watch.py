@@ -27,9 +27,9 @@ from core.integrations import mcp_risk_integration
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator
 from mcp.health import HealthStatus
 from mcp.monitoring_server import MonitoringServer
-from mcp.registry import SERVERS, build_services, integrator_gate
 from mcp.risk_watch import RiskWatchServer, run_to_verify, watch_status
 from mcp.server import Server
+from mcp.server_registry import SERVERS, build_services, integrator_gate
 from mcp.testing_server import TestingServer
 from tests.fakes.fake_host import FakeHost
 from tests.fakes.fake_psutil import FakeProc

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp.supervision import RestartPolicy, ServerState, restart_decision
+from mcp.restart_policy import RestartPolicy, ServerState, restart_decision
 from mcp.supervisor import Outcome, Supervisor
 from tests.fakes.fake_servers import (
     AlertRecorder,

@@ -23,10 +23,10 @@ from config.settings import Settings
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator
 from mcp.codebase_search import CodebaseSearchServer
 from mcp.main_mcp import serve, shutdown_alerts
-from mcp.monitoring.gate import IntegratorGateStatus
+from mcp.monitoring.gate_status import IntegratorGateStatus
 from mcp.monitoring_server import MonitoringServer
-from mcp.registry import build_services
 from mcp.server import Server
+from mcp.server_registry import build_services
 from mcp.telegram_backend import (
     SidecarCommandBackend,
     TelegramCommandsServer,

@@ -12,8 +12,8 @@ import pytest
 
 from mcp.monitoring.metrics import MonitoringMetrics
 from mcp.protocol.dispatcher import Dispatcher
-from mcp.protocol.registry import ToolRegistry
 from mcp.protocol.schema import ValidationFailure, schema_for, validate
+from mcp.protocol.tool_registry import ToolRegistry
 from mcp.tools.catalog import ToolSource, build_tool_registry
 from mcp.tools.trading_tools import TradingTools
 from mcp.trading.source import MAX_TRADES, TradingSource

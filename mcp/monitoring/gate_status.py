@@ -1,6 +1,6 @@
 """The integrator's gate as the monitoring sees it: may heavy work start, and what state is the MCP breaker in.
 
-The answer comes from `core.integrations.gate.decide_gate`, the same pure rule the integrator applies, fed
+The answer comes from `core.integrations.gate_rules.decide_gate`, the same pure rule the integrator applies, fed
 with the integrator's public state, so /health, the metrics and the servers never disagree about the gate.
 Asking never counts as a deferral (unlike `integrator.gate()`, which is for work about to start).
 """
@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from config.settings import Settings
-from core.integrations.gate import GateKind, MarketHours, decide_gate
+from core.integrations.gate_rules import GateKind, MarketHours, decide_gate
 from core.integrations.mcp_breaker import BreakerRecord, BreakerState
 
 GateStatusSource = Callable[[], Awaitable[Mapping[str, Any]]]

@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mcp.protocol.registry import (
+from mcp.protocol.schema import SchemaError, schema_for
+from mcp.protocol.tool_registry import (
     DuplicateToolError,
     InvalidArguments,
     PathOutsideRoot,
@@ -20,7 +21,6 @@ from mcp.protocol.registry import (
     confine_glob,
     confine_path,
 )
-from mcp.protocol.schema import SchemaError, schema_for
 
 
 async def full(
