@@ -16,8 +16,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from core.breaker_state import BreakerRecord, StateShapeError, record_from_json
-from utils.atomic import StateFileError, atomic_write_json, fsync_directory, read_json_object
+from core.breaker_state import BreakerRecord, record_from_document
+from core.state_models import BreakerStateFile, StateProblem, encode_state, read_breaker_state
+from utils.atomic import StateFileError, atomic_write_bytes, fsync_directory
 
 logger = logging.getLogger("core.circuit_breaker")
 
@@ -72,13 +73,13 @@ class StateStore:
         if not self.path.parent.is_dir():
             return None, None  # no folder, so no file: the first write creates the folder or says why it cannot
         self._remove_orphaned_temp_files()
-        try:
-            payload = read_json_object(self.path)
-            if payload is None:
-                return None, None
-            return record_from_json(payload), payload
-        except (StateFileError, StateShapeError) as e:
-            problem = str(e)
+        reading = read_breaker_state(self.path, complete=True)
+        if reading.problem is None:
+            assert reading.document is not None and reading.payload is not None
+            return record_from_document(reading.document), reading.payload
+        if reading.problem.kind is StateProblem.MISSING:
+            return None, None
+        problem = str(reading.problem).removeprefix(f"{self.path}: ")  # the caller names the file itself
         try:
             kept = quarantine(self.path, now)
         except OSError as e:
@@ -110,19 +111,20 @@ class StateStore:
         self._version += 1
         return self._version, build(core)
 
-    def write(self, version: int, payload: dict[str, Any]) -> OSError | None:
-        """Write `payload` atomically unless a newer version is already on disk; the OSError if it failed."""
+    def write(self, version: int, payload: dict[str, Any]) -> OSError | StateFileError | None:
+        """Write `payload` atomically (serialised by BreakerStateFile) unless a newer version is already on
+        disk; the error if it failed (an OSError, or the model refusing a record it could not read back)."""
         with self._lock:
             if version <= self._written_version:
                 return None
             try:
-                atomic_write_json(self.path, payload)
-            except OSError as e:
+                atomic_write_bytes(self.path, encode_state(BreakerStateFile, payload))
+            except (OSError, StateFileError) as e:
                 return e
             self._written_version = version
             return None
 
-    def settle(self, error: OSError | None) -> bool:
+    def settle(self, error: OSError | StateFileError | None) -> bool:
         """Account for a write's outcome; True when this failure starts a new failing streak (alert once)."""
         if error is None:
             if self.failing:

@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 
 from core.breaker_rules import TradingState
-from core.breaker_state import record_from_json
+from core.breaker_state import record_from_document
+from core.state_models import read_breaker_state
 from tests.circuit_breaker_support import FakeClock, make_breaker
-from utils.atomic import read_json_object
 
 KILLS = 60
 READY_TIMEOUT_SECONDS = 30.0
@@ -111,9 +111,11 @@ def test_sigkill_at_random_moments_never_leaves_a_corrupt_state_file(tmp_path: P
             writer.stdout.close()
         assert writer.returncode == -signal.SIGKILL
 
-        payload = read_json_object(state_file)
+        reading = read_breaker_state(state_file, complete=True)
+        payload = reading.payload
+        # require() raises if the kill left anything but a whole record
+        states_seen.add(record_from_document(reading.require()).state)
         assert payload is not None
-        states_seen.add(record_from_json(payload).state)  # raises if the kill left anything but a whole record
         written_after_ready += datetime.fromisoformat(payload["as_of"]) > ready_as_of
 
     assert not list(tmp_path.glob("*.corrupt-*")), "a restart after a kill found a corrupt state file"
