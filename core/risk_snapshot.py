@@ -2,9 +2,10 @@
 
 Written by the bot at most once per `min_interval` and only when the content changed (the `updated_at`
 fields do not count as a change), plus a heartbeat: unchanged content is rewritten every
-`heartbeat_interval` so that a reader can tell a quiet bot from a dead one by `updated_at`. Writes go
-through `utils.atomic` (temp file, fsync, rename), so a reader never sees half a file, and run off the
-event loop. Wallet addresses are masked before anything reaches the disk.
+`heartbeat_interval` so that a reader can tell a quiet bot from a dead one by `updated_at`. Writes are
+serialised by the file's model (`core.state_models.RiskSnapshot`, the same one every reader checks
+against) and go through `utils.atomic` (temp file, fsync, rename), so a reader never sees half a file;
+they run off the event loop. Wallet addresses are masked before anything reaches the disk.
 """
 
 from __future__ import annotations
@@ -15,16 +16,24 @@ import re
 import time
 from collections.abc import Callable
 from datetime import datetime
-from numbers import Real
 from pathlib import Path
 from typing import Any
 
-from utils.atomic import StateFileError, atomic_write_json, read_json_object
+from core.breaker_io import quarantine  # the one naming rule for entries kept aside
+from core.state_models import (
+    SNAPSHOT_SCHEMA_VERSION,
+    RiskSnapshot,
+    StateFileMissing,
+    StateSchemaMismatch,
+    encode_state,
+    read_snapshot_state,
+)
+from utils.atomic import StateFileError, atomic_write_bytes
 from utils.secrets import mask_wallet
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = SNAPSHOT_SCHEMA_VERSION
 RISK_SNAPSHOT_FILE = "risk_state.json"
 DEFAULT_MIN_INTERVAL = 1.0
 DEFAULT_HEARTBEAT_INTERVAL = 10.0
@@ -35,6 +44,12 @@ WALLET_KEYS = frozenset({"wallet", "wallet_address", "address", "proxy_wallet", 
 _FULL_ADDRESS = re.compile(r"(?<![0-9A-Za-z])0x[0-9a-fA-F]{40}(?![0-9A-Za-z])")
 
 Writer = Callable[[Path, Any], None]
+
+
+def write_snapshot(path: Path, payload: dict[str, Any]) -> None:
+    """Write the snapshot through its model (the reader's own shape) atomically; StateFileError if the
+    payload does not match the model, OSError if the disk refuses."""
+    atomic_write_bytes(path, encode_state(RiskSnapshot, payload))
 
 
 def risk_snapshot_path(state_dir: Path | str) -> Path:
@@ -48,8 +63,6 @@ def set_aside_blocking_entry(path: Path, now: datetime) -> Path | None:
     else there (a file, a FIFO, a link) is simply replaced by the first atomic write. Returns where it went."""
     if not path.is_dir() or path.is_symlink():
         return None
-    from core.breaker_io import quarantine  # the one naming rule for entries kept aside
-
     kept = quarantine(path, now)
     log.critical(
         "%s was a directory, not the risk snapshot file: moved aside as %s so that the snapshot can be written",
@@ -111,7 +124,7 @@ class RiskSnapshotWriter:
         min_interval: float = DEFAULT_MIN_INTERVAL,
         heartbeat_interval: float | None = DEFAULT_HEARTBEAT_INTERVAL,
         clock: Callable[[], float] = time.monotonic,
-        write: Writer = atomic_write_json,
+        write: Writer = write_snapshot,
     ) -> None:
         if min_interval < 0:
             raise ValueError(f"min_interval must be >= 0 seconds, received {min_interval!r}")
@@ -149,6 +162,11 @@ class RiskSnapshotWriter:
             self.write_errors += 1
             log.error("could not write the risk snapshot %s: %s (will retry)", self.path, e)
             return False
+        except StateFileError as e:
+            # the executor built a figure its own reader would refuse: a bug, not a disk problem
+            self.write_errors += 1
+            log.error("did not write the risk snapshot %s: %s (a bug: please report it)", self.path, e)
+            return False
         self._last_content = content
         self.writes += 1
         return True
@@ -176,73 +194,15 @@ class RiskSnapshotWriter:
 
 # --- the reader's side --------------------------------------------------------------------------------
 
-
-class SnapshotMissingError(StateFileError):
-    """No snapshot yet: the bot has not started, or writes to another STATE_DIR."""
-
-
-class SnapshotSchemaError(StateFileError):
-    """The snapshot parses but is not the version or shape this reader understands."""
-
-
-_NUMBER = "number"
-# key -> expected type; keys may be missing (readers tolerate that), but a present key must have its type
-_SHAPE: dict[str, type | str] = {
-    "pid": int,
-    "updated_at": str,
-    "updated_at_epoch": _NUMBER,
-    "trading_mode": str,
-    "trading_state": str,
-    "wallet": str,
-    "breaker": dict,
-    "risk_parameters": dict,
-    "exposure": dict,
-    "positions": list,
-    "latency_ms": dict,
-    "errors": dict,
-    "trades": dict,
-    "rss_mb": _NUMBER,
-    "reconcile": dict,
-}
-
-
-def _type_name(expected: type | str) -> str:
-    return (
-        expected
-        if isinstance(expected, str)
-        else {dict: "object", list: "array", str: "string"}.get(expected, expected.__name__)
-    )
-
-
-def _has_type(value: Any, expected: type | str) -> bool:
-    if isinstance(value, bool):
-        return False  # JSON true/false is never a pid, a number or a container here
-    if expected == _NUMBER:
-        return isinstance(value, Real)
-    return isinstance(value, expected)  # type: ignore[arg-type]
+# The one error model is core.state_models'; these names stay for the callers that catch them.
+SnapshotMissingError = StateFileMissing
+SnapshotSchemaError = StateSchemaMismatch
 
 
 def read_risk_snapshot(path: Path | str) -> dict[str, Any]:
-    """Read and validate the bot's snapshot; raises StateFileError (or a subclass) saying what is wrong."""
-    target = Path(path)
-    payload = read_json_object(target)
-    if payload is None:
-        raise SnapshotMissingError(
-            f"{target} does not exist: the bot has not published a risk snapshot yet (is it running, with the "
-            f"same STATE_DIR?)"
-        )
-    version = payload.get("schema_version")
-    if isinstance(version, bool) or version != SCHEMA_VERSION:
-        raise SnapshotSchemaError(
-            f"{target}: expected schema_version {SCHEMA_VERSION}, received {version!r} "
-            f"(bot and sidecar from different releases? restart both from the same version)"
-        )
-    for key, expected in _SHAPE.items():
-        if key in payload and not _has_type(payload[key], expected):
-            raise SnapshotSchemaError(
-                f"{target}: key {key!r} should be a {_type_name(expected)}, received {payload[key]!r:.80}"
-            )
-    for index, position in enumerate(payload.get("positions", [])):
-        if not isinstance(position, dict):
-            raise SnapshotSchemaError(f"{target}: positions[{index}] should be an object, received {position!r:.80}")
-    return payload
+    """The bot's snapshot as written (checked by core.state_models.RiskSnapshot); raises StateFileError —
+    SnapshotMissingError, SnapshotSchemaError or another StateFileProblem — saying what is wrong."""
+    reading = read_snapshot_state(path)
+    reading.require()
+    assert reading.payload is not None  # a read without a problem always has its payload
+    return reading.payload

@@ -255,7 +255,7 @@ class StateDocument(_Shape):
 
     SCHEMA_VERSION: ClassVar[int]
     WHAT: ClassVar[str]  # names the file in messages
-    MISSING_ADVICE: ClassVar[str]
+    MISSING_ADVICE: ClassVar[str]  # follows "the bot has not written it yet"
     schema_version: Integer = None
 
 
@@ -264,7 +264,7 @@ class BreakerStateFile(StateDocument):
 
     SCHEMA_VERSION = BREAKER_SCHEMA_VERSION
     WHAT = "the circuit-breaker state file"
-    MISSING_ADVICE = "normal until the breaker's first change of state"
+    MISSING_ADVICE = " (normal until the breaker's first change of state)"
     REQUIRED = (
         "state",
         "trip_kind",
@@ -345,7 +345,7 @@ class RiskSnapshot(StateDocument):
 
     SCHEMA_VERSION = SNAPSHOT_SCHEMA_VERSION
     WHAT = "the risk snapshot"
-    MISSING_ADVICE = "so it has not published a risk snapshot yet: is the bot running, with the same STATE_DIR?"
+    MISSING_ADVICE = ", so it has not published a risk snapshot yet (is the bot running, with the same STATE_DIR?)"
     pid: Integer = None
     updated_at: Text = None
     updated_at_epoch: Number = None
@@ -385,10 +385,27 @@ class StateProblem(StrEnum):
 class StateFileProblem(StateFileError):
     """A state file that cannot be used: `kind` says which way, the message what was found and what to do."""
 
-    def __init__(self, kind: StateProblem, path: Path, message: str) -> None:
+    def __init__(self, kind: StateProblem, path: Path | None, message: str) -> None:
         super().__init__(message)
         self.kind = kind
         self.path = path
+
+
+class StateFileMissing(StateFileProblem):
+    """No file yet (kind MISSING)."""
+
+
+class StateSchemaMismatch(StateFileProblem):
+    """The file is JSON but not of the schema version or shape this reader knows (WRONG_SCHEMA, NEWER_SCHEMA)."""
+
+
+def state_problem(kind: StateProblem, path: Path | None, message: str) -> StateFileProblem:
+    """The problem as the exception class its callers catch (all are StateFileProblem / StateFileError)."""
+    if kind is StateProblem.MISSING:
+        return StateFileMissing(kind, path, message)
+    if kind in (StateProblem.WRONG_SCHEMA, StateProblem.NEWER_SCHEMA):
+        return StateSchemaMismatch(kind, path, message)
+    return StateFileProblem(kind, path, message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -445,7 +462,7 @@ def _first_non_finite(value: Any, loc: tuple[int | str, ...] = ()) -> tuple[tupl
 def _schema_problem(path: Path, model: type[StateDocument], payload: dict[str, Any]) -> StateFileProblem | None:
     expected = model.SCHEMA_VERSION
     if "schema_version" not in payload:
-        return StateFileProblem(
+        return state_problem(
             StateProblem.WRONG_SCHEMA,
             path,
             f"{path}: field 'schema_version' is missing: expected schema_version {expected}, received None "
@@ -455,13 +472,13 @@ def _schema_problem(path: Path, model: type[StateDocument], payload: dict[str, A
     if version == expected and not isinstance(version, bool) and isinstance(version, int):
         return None
     if isinstance(version, int) and not isinstance(version, bool) and version > expected:
-        return StateFileProblem(
+        return state_problem(
             StateProblem.NEWER_SCHEMA,
             path,
             f"{path}: expected schema_version {expected}, received {version!r}: {model.WHAT} was written by a "
             f"newer release; run the bot and the sidecar from the same release",
         )
-    return StateFileProblem(
+    return state_problem(
         StateProblem.WRONG_SCHEMA,
         path,
         f"{path}: expected schema_version {expected}, received {version!r} (bot and sidecar from different "
@@ -477,7 +494,7 @@ def read_state(
     target = Path(path)
 
     def failed(kind: StateProblem, message: str) -> StateRead[DocT]:
-        return StateRead(target, None, None, StateFileProblem(kind, target, message))
+        return StateRead(target, None, None, state_problem(kind, target, message))
 
     try:
         raw = read_regular_file(target, max_bytes, what=model.WHAT)
@@ -485,7 +502,7 @@ def read_state(
         return failed(StateProblem.UNREADABLE, str(e))
     if raw is None:
         return failed(
-            StateProblem.MISSING, f"{target} does not exist: the bot has not written it yet ({model.MISSING_ADVICE})"
+            StateProblem.MISSING, f"{target} does not exist: the bot has not written it yet{model.MISSING_ADVICE}"
         )
     non_finite: list[str] = []
 
@@ -535,7 +552,7 @@ def encode_state(model: type[StateDocument], payload: dict[str, Any]) -> bytes:
     try:
         document = model.model_validate(payload, context={"complete": True})
     except ValidationError as e:
-        raise StateFileProblem(
-            StateProblem.WRONG_SCHEMA, Path(model.WHAT), f"refused to write {model.WHAT}: {shape_message(e)}"
+        raise state_problem(
+            StateProblem.WRONG_SCHEMA, None, f"refused to write {model.WHAT}: {shape_message(e)}"
         ) from e
     return document.model_dump_json(indent=2, exclude_unset=True, fallback=str).encode("utf-8") + b"\n"

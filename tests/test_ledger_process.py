@@ -19,8 +19,8 @@ from typing import Any
 
 import pytest
 
-from core.breaker_state import record_from_json
 from core.ledger_view import LedgerReader, read_only_uri
+from core.state_models import read_breaker_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -76,9 +76,10 @@ def snapshot(workdir: Path) -> dict[str, Any]:
 
 
 def breaker_file(workdir: Path) -> dict[str, Any]:
-    payload = json.loads((workdir / "state" / "circuit_breaker.json").read_text())
-    record_from_json(payload)  # the shape is intact
-    return payload
+    reading = read_breaker_state(workdir / "state" / "circuit_breaker.json", complete=True)
+    reading.require()  # the shape is intact: everything a restart needs, of the right types
+    assert reading.payload is not None
+    return reading.payload
 
 
 def ledger_exposure(workdir: Path) -> float:

@@ -305,25 +305,25 @@ def test_missing_schema_version_is_rejected(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("key", "value", "expected"),
     [
-        ("positions", {"a": 1}, "array"),
-        ("breaker", "ACTIVE", "object"),
-        ("rss_mb", "40", "number"),
-        ("pid", True, "int"),
-        ("trading_state", 1, "string"),
-        ("latency_ms", [1, 2], "object"),
+        ("positions", {"a": 1}, "a JSON array"),
+        ("breaker", "ACTIVE", "a JSON object"),
+        ("rss_mb", "40", "a number"),
+        ("pid", True, "an integer"),
+        ("trading_state", 1, "a string"),
+        ("latency_ms", [1, 2], "a JSON object"),
     ],
 )
 def test_wrongly_typed_key_is_rejected(tmp_path: Path, key: str, value: Any, expected: str) -> None:
     path = tmp_path / "risk_state.json"
     atomic_write_json(path, payload(**{key: value}))
-    with pytest.raises(SnapshotSchemaError, match=f"key '{key}' should be a {expected}"):
+    with pytest.raises(SnapshotSchemaError, match=f"field '{key}' should be {expected}, found"):
         read_risk_snapshot(path)
 
 
 def test_position_that_is_not_an_object_is_rejected(tmp_path: Path) -> None:
     path = tmp_path / "risk_state.json"
     atomic_write_json(path, payload(positions=[{"token_id": "1"}, "oops"]))
-    with pytest.raises(SnapshotSchemaError, match=r"positions\[1\] should be an object"):
+    with pytest.raises(SnapshotSchemaError, match=r"field 'positions\[1\]' should be a JSON object, found 'oops'"):
         read_risk_snapshot(path)
 
 

@@ -3,8 +3,9 @@
 `ReadOnlyView` wraps a live object (in the bot's process, or a Mock in the user's test plan) and lets
 through only whitelisted read methods and properties; every result is a deep copy, so even mutating a
 returned dict cannot reach the original. In the sidecar the targets are `SnapshotBackedBreakerView` and
-`SnapshotBackedExecutorView`, which read the bot's state files (SPEC §5) opened O_RDONLY and report
-missing, corrupt, stale or wrong-schema files as a status instead of raising.
+`SnapshotBackedExecutorView`, which read the bot's state files (SPEC §5) through the one reader,
+`core.state_models.read_state` (opened O_RDONLY), and report missing, corrupt, stale or wrong-schema files
+as a status instead of raising.
 
 A view stops mistakes, not hostile code: Python can always dig an object out of a closure. The hard
 guarantee is the sidecar's: it is another process and it only ever opens the bot's files for reading
@@ -17,7 +18,6 @@ import asyncio
 import copy
 import datetime
 import inspect
-import json
 import logging
 import os
 import time
@@ -28,11 +28,15 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
-from core.breaker_state import SCHEMA_VERSION as BREAKER_SCHEMA
 from core.circuit_breaker import STATE_FILE_NAME as BREAKER_STATE_FILE
 from core.risk_snapshot import RISK_SNAPSHOT_FILE
-from core.risk_snapshot import SCHEMA_VERSION as SNAPSHOT_SCHEMA
-from utils.atomic import describe_file_type
+from core.state_models import (
+    BreakerStateFile,
+    RiskSnapshot,
+    StateDocument,
+    StateProblem,
+    read_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +44,8 @@ BREAKER_READ_METHODS = frozenset({"state", "get_state", "get_mcp_integration_sta
 EXECUTOR_READ_METHODS = frozenset(
     {"get_performance_metrics", "monitor_risk_parameters", "snapshot", "get_risk_parameter_usage_report"}
 )
-SNAPSHOT_SCHEMA_VERSION = SNAPSHOT_SCHEMA
+SNAPSHOT_SCHEMA_VERSION = RiskSnapshot.SCHEMA_VERSION
+# the sidecar's views accept a larger file than the bot's own restore does (a snapshot with many positions)
 MAX_STATE_FILE_BYTES = 16 * 1024 * 1024
 # the file names are defined once, by the modules that write the files
 RISK_SNAPSHOT_FILE_NAME = RISK_SNAPSHOT_FILE
@@ -179,56 +184,32 @@ class FileReading:
         return {"status": str(self.status), "path": self.path, "reason": self.reason, "age_seconds": self.age_seconds}
 
 
+_STATUS = {
+    StateProblem.MISSING: FileStatus.MISSING,
+    StateProblem.UNREADABLE: FileStatus.CORRUPT,
+    StateProblem.CORRUPT: FileStatus.CORRUPT,
+    StateProblem.WRONG_SCHEMA: FileStatus.WRONG_SCHEMA,
+    StateProblem.NEWER_SCHEMA: FileStatus.WRONG_SCHEMA,
+}
+
+
 def read_state_file(
     path: Path,
     *,
     now_epoch: float,
     stale_after_seconds: float | None,
-    expected_schema: int = SNAPSHOT_SCHEMA_VERSION,
+    model: type[StateDocument] = RiskSnapshot,
 ) -> FileReading:
-    """Read a bot state file without ever opening it for writing (os.open with O_RDONLY only)."""
+    """Read a bot state file through the one reader (core.state_models.read_state: opened O_RDONLY only,
+    never repaired or moved) and judge its age; a problem becomes a status, never an exception."""
     shown = str(path)
-    try:
-        # O_NONBLOCK: a FIFO in the file's place must not hang the open (issue 8); fstat then refuses it
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except FileNotFoundError:
-        return FileReading(FileStatus.MISSING, {}, shown, f"no file at {shown}: the bot has not written it yet")
-    except OSError as e:
-        return FileReading(FileStatus.CORRUPT, {}, shown, f"cannot open {shown} for reading: {e.strerror or e}")
-    try:
-        info = os.fstat(fd)
-        kind = describe_file_type(info.st_mode)
-        if kind is not None:
-            return FileReading(FileStatus.CORRUPT, {}, shown, f"{shown} is {kind}, expected a regular file")
-        if info.st_size > MAX_STATE_FILE_BYTES:
-            reason = f"{shown} is {info.st_size} bytes, expected at most {MAX_STATE_FILE_BYTES}"
-            return FileReading(FileStatus.CORRUPT, {}, shown, reason)
-        chunks = []
-        while chunk := os.read(fd, 1 << 16):
-            chunks.append(chunk)
-    except OSError as e:
-        return FileReading(FileStatus.CORRUPT, {}, shown, f"cannot read {shown}: {e.strerror or e}")
-    finally:
-        os.close(fd)
-    try:
-        payload = json.loads(b"".join(chunks).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        reason = f"{shown} is not valid JSON ({e}); left untouched for the bot to repair"
-        return FileReading(FileStatus.CORRUPT, {}, shown, reason)
-    if not isinstance(payload, dict):
-        return FileReading(
-            FileStatus.CORRUPT, {}, shown, f"{shown} should hold a JSON object, found {type(payload).__name__}"
-        )
-    if payload.get("schema_version") != expected_schema:
-        return FileReading(
-            FileStatus.WRONG_SCHEMA,
-            {},
-            shown,
-            f"{shown}: expected schema_version {expected_schema}, received {payload.get('schema_version')!r}",
-        )
-    written = payload.get("updated_at_epoch")
+    reading = read_state(path, model, max_bytes=MAX_STATE_FILE_BYTES)
+    if reading.problem is not None:
+        return FileReading(_STATUS[reading.problem.kind], {}, shown, str(reading.problem))
+    payload = reading.payload or {}
+    written = payload.get("updated_at_epoch")  # the model has checked it is a finite number when present
     if isinstance(written, bool) or not isinstance(written, int | float):
-        written = info.st_mtime
+        written = _modified_at(path, now_epoch)
     age = round(max(0.0, now_epoch - float(written)), 3)
     if stale_after_seconds is not None and age > stale_after_seconds:
         reason = f"{shown} last updated {age:.0f} s ago (stale after {stale_after_seconds:g} s): is the bot running?"
@@ -236,18 +217,31 @@ def read_state_file(
     return FileReading(FileStatus.OK, payload, shown, "fresh", age)
 
 
+def _modified_at(path: Path, default: float) -> float:
+    # a file without its own timestamp (the breaker's) is as old as its last write
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return default  # replaced or removed since the read: the content just read is current
+
+
 class _FileView:
     """Shared base: immutable after construction, reads on demand."""
 
-    __slots__ = ("_clock", "_path", "_schema", "_stale_after")
+    __slots__ = ("_clock", "_model", "_path", "_stale_after")
 
     def __init__(
-        self, path: Path | str, *, stale_after_seconds: float | None, clock: Callable[[], float], schema: int
+        self,
+        path: Path | str,
+        *,
+        stale_after_seconds: float | None,
+        clock: Callable[[], float],
+        model: type[StateDocument],
     ) -> None:
         object.__setattr__(self, "_path", Path(path))
         object.__setattr__(self, "_stale_after", stale_after_seconds)
         object.__setattr__(self, "_clock", clock)
-        object.__setattr__(self, "_schema", schema)
+        object.__setattr__(self, "_model", model)
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise ReadOnlyViolation(f"refused to set {name!r} on {type(self).__name__}: it only reads {self._path}")
@@ -263,7 +257,7 @@ class _FileView:
     def read(self) -> FileReading:
         """Read the file now (blocking, small file: call from a thread when on the event loop)."""
         return read_state_file(
-            self._path, now_epoch=self._clock(), stale_after_seconds=self._stale_after, expected_schema=self._schema
+            self._path, now_epoch=self._clock(), stale_after_seconds=self._stale_after, model=self._model
         )
 
 
@@ -274,7 +268,7 @@ class SnapshotBackedBreakerView(_FileView):
 
     def __init__(self, path: Path | str, *, clock: Callable[[], float] = time.time) -> None:
         # the breaker writes only on change, so an old file is not a stale one
-        super().__init__(path, stale_after_seconds=None, clock=clock, schema=BREAKER_SCHEMA)
+        super().__init__(path, stale_after_seconds=None, clock=clock, model=BreakerStateFile)
 
     def get_state(self) -> dict[str, Any]:
         """The breaker's record plus a `view` block (status ok / missing / corrupt / wrong_schema)."""
@@ -308,7 +302,7 @@ class SnapshotBackedExecutorView(_FileView):
     def __init__(
         self, path: Path | str, *, stale_after_seconds: float = 60.0, clock: Callable[[], float] = time.time
     ) -> None:
-        super().__init__(path, stale_after_seconds=stale_after_seconds, clock=clock, schema=SNAPSHOT_SCHEMA_VERSION)
+        super().__init__(path, stale_after_seconds=stale_after_seconds, clock=clock, model=RiskSnapshot)
 
     def snapshot(self) -> dict[str, Any]:
         """The whole snapshot plus the `view` block."""

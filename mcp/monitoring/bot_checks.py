@@ -60,8 +60,8 @@ class MainBotCheck:
         view = await self._reader.read(now)
         snapshot = view.snapshot
         if snapshot.payload is None:
-            hint = " (is the bot running, with the same STATE_DIR?)" if snapshot.missing else ""
-            return {self.name: Reading(Level.CRITICAL, f"{snapshot.problem}{hint}")}
+            # the reader's message says what is wrong and what to do (a missing file: is the bot running?)
+            return {self.name: Reading(Level.CRITICAL, str(snapshot.problem))}
         payload = snapshot.payload
         pid = payload.get("pid")
         known_pid = isinstance(pid, int) and not isinstance(pid, bool) and pid > 0

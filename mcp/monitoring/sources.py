@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.risk_snapshot import SnapshotMissingError, read_risk_snapshot
+from core.state_models import StateProblem, StateRead, read_breaker_state, read_snapshot_state
 from utils.atomic import StateFileError, read_json_object
 
 ServerStates = Mapping[str, Mapping[str, Any]]
@@ -58,6 +58,13 @@ class FileView:
     problem: str | None = None
     missing: bool = False
 
+    @classmethod
+    def of(cls, reading: StateRead[Any]) -> FileView:
+        """The checks' view of one read by the one reader (core.state_models.read_state)."""
+        if reading.problem is None:
+            return cls(reading.payload)
+        return cls(None, str(reading.problem), missing=reading.problem.kind is StateProblem.MISSING)
+
 
 @dataclass(frozen=True, slots=True)
 class BotView:
@@ -69,24 +76,13 @@ class BotView:
 
 
 def read_snapshot_file(path: Path) -> FileView:
-    """The risk snapshot, validated by core.risk_snapshot (missing, corrupt and wrong schema say so)."""
-    try:
-        return FileView(read_risk_snapshot(path))
-    except SnapshotMissingError as e:
-        return FileView(None, str(e), missing=True)
-    except StateFileError as e:
-        return FileView(None, str(e))
+    """The risk snapshot, checked by its model (missing, corrupt and wrong schema say so)."""
+    return FileView.of(read_snapshot_state(path))
 
 
 def read_breaker_file(path: Path) -> FileView:
-    """The circuit breaker's own state file (missing is normal before the first trip or trade)."""
-    try:
-        payload = read_json_object(path)
-    except StateFileError as e:
-        return FileView(None, str(e))
-    if payload is None:
-        return FileView(None, f"{path} does not exist", missing=True)
-    return FileView(payload)
+    """The circuit breaker's own state file, checked by its model (missing is normal before its first change)."""
+    return FileView.of(read_breaker_state(path))
 
 
 class BotStateReader:

@@ -53,7 +53,7 @@ def main_bot(tmp_path: Path, alive: bool = True) -> MainBotCheck:
         (bot_snapshot(updated_at_epoch=NOW - 61), True, C, "risk snapshot is stale: 61 s old"),
         (bot_snapshot(), False, C, "is not running (last snapshot 1 s old): restart the bot"),
         (bot_snapshot(updated_at_epoch=NOW - 500), False, C, "is not running"),
-        (bot_snapshot(updated_at_epoch="yesterday"), True, C, "key 'updated_at_epoch' should be a number"),
+        (bot_snapshot(updated_at_epoch="yesterday"), True, C, "field 'updated_at_epoch' should be a number"),
         ({k: v for k, v in bot_snapshot().items() if k != "updated_at_epoch"}, True, D, "no updated_at_epoch"),
         ({k: v for k, v in bot_snapshot().items() if k != "pid"}, True, D, "names no pid"),
         (bot_snapshot(schema_version=2), True, C, "expected schema_version 1, received 2"),
@@ -165,7 +165,7 @@ async def test_trade_executor_without_a_snapshot_is_degraded_not_critical(tmp_pa
 async def test_trade_executor_rejects_a_snapshot_of_the_wrong_shape(tmp_path: Path) -> None:
     write_state(tmp_path, bot_snapshot(latency_ms="not a mapping"))
     reading = await one(executor(tmp_path))
-    assert reading.level is D and "key 'latency_ms' should be a object" in reading.message
+    assert reading.level is D and "field 'latency_ms' should be a JSON object" in reading.message
 
 
 @pytest.mark.parametrize("latency", [{"p99": "slow", "count": 3}, {"count": None}, {}], ids=["text", "none", "empty"])
@@ -254,7 +254,11 @@ async def test_staging_percentages_come_from_settings(tmp_path: Path) -> None:
         ),
         (None, breaker_record("HALTED", trip_kind="error_burst"), "trading HALTED: error_burst"),
         # the file was written a moment ago, the snapshot still says ACTIVE: HALTED wins
-        (bot_snapshot(), {"state": "HALTED", "trip_reason": "5 consecutive losses"}, "5 consecutive losses"),
+        (
+            bot_snapshot(),
+            {"schema_version": 1, "state": "HALTED", "trip_reason": "5 consecutive losses"},
+            "5 consecutive losses",
+        ),
         (bot_snapshot(trading_state="PAUSED", breaker={"state": "PAUSED"}), None, "unknown trading state 'PAUSED'"),
         (None, "{corrupt", "breaker state file unusable"),
     ],

@@ -41,7 +41,7 @@ def snapshot(**overrides: Any) -> dict[str, Any]:
 
 
 def active(daily_loss: float) -> dict[str, Any]:
-    return {"state": "ACTIVE", "daily_loss": daily_loss, "daily_loss_limit": 1000.0}
+    return {"schema_version": 1, "state": "ACTIVE", "daily_loss": daily_loss, "daily_loss_limit": 1000.0}
 
 
 def make_server(tmp_path: Path, **kw: Any) -> MonitoringServer:
@@ -135,13 +135,15 @@ async def test_assess_trade_executor_without_snapshot(tmp_path: Path) -> None:
         (active(5.0), None, "healthy", "ACTIVE"),
         (active(130.0), None, "degraded", "13.0%"),
         (active(150.0), None, "critical", "15.0%"),
-        ({"state": "HALTED", "trip_reason": "daily loss 120 >= 100"}, None, "critical", "daily loss 120"),
-        ({"state": "PAUSED"}, None, "critical", "expected ACTIVE or HALTED"),
+        ({"schema_version": 1, "state": "HALTED", "trip_reason": "daily loss 120 >= 100"}, None, "critical", "120"),
+        (None, snapshot(breaker={"state": "PAUSED"}), "critical", "expected ACTIVE or HALTED"),
+        ({"schema_version": 1, "state": "PAUSED"}, None, "critical", "field 'state' should be 'ACTIVE' or 'HALTED'"),
         ("{not json", None, "critical", "not valid JSON"),
         (None, snapshot(trading_state="HALTED"), "critical", "HALTED"),
         (None, snapshot(breaker={"state": "ACTIVE"}), "healthy", "ACTIVE"),
         (None, None, "degraded", "no circuit-breaker state"),
-        ({"state": "ACTIVE", "daily_loss": "x"}, None, "healthy", "ACTIVE"),
+        ({"schema_version": 1, "state": "ACTIVE", "daily_loss": "x"}, None, "critical", "'daily_loss' should be a"),
+        ({"state": "ACTIVE"}, None, "critical", "field 'schema_version' is missing"),
     ],
 )
 async def test_assess_circuit_breaker(tmp_path: Path, breaker: Any, snap: Any, status: str, fragment: str) -> None:
@@ -176,7 +178,7 @@ async def test_sample_process_survives_psutil_errors(tmp_path: Path) -> None:
 
 async def test_check_reads_the_state_files_read_only_and_reports_every_component(tmp_path: Path) -> None:
     (tmp_path / "risk_state.json").write_text(json.dumps(snapshot(pid=os.getpid())))
-    (tmp_path / "circuit_breaker.json").write_text(json.dumps({"state": "ACTIVE"}))
+    (tmp_path / "circuit_breaker.json").write_text(json.dumps({"schema_version": 1, "state": "ACTIVE"}))
     before = files_state(tmp_path)
     report = await make_server(tmp_path).check_once()
     assert report["status"] == "healthy"
