@@ -205,9 +205,11 @@ class _Shape(BaseModel):
 
 
 class RecentError(_Shape):
-    REQUIRED = ("at", "kind")
     at: Moment = None
     kind: Text = None
+
+
+RecentError.REQUIRED = tuple(RecentError.model_fields)
 
 
 class TripHistoryEntry(_Shape):
@@ -224,19 +226,6 @@ class TripHistoryEntry(_Shape):
 class McpIntegrationRecord(_Shape):
     """The breaker's record of the sidecar's checks (core.breaker_sidecar_record.McpRecord on disk)."""
 
-    REQUIRED = (
-        "enabled",
-        "test_coverage_threshold",
-        "enabled_at",
-        "disabled_at",
-        "coverage_checks",
-        "coverage_failures",
-        "critical_coverage_checks",
-        "resource_checks",
-        "resource_failures",
-        "last_coverage_check",
-        "last_resource_check",
-    )
     enabled: Flag = None
     test_coverage_threshold: NonNegative = None
     enabled_at: MaybeText = None
@@ -248,6 +237,10 @@ class McpIntegrationRecord(_Shape):
     resource_failures: Count = None
     last_coverage_check: MaybeObject = None
     last_resource_check: MaybeObject = None
+
+
+# every field of the sidecar record is needed to restore it (the derived limits beside them are extras)
+McpIntegrationRecord.REQUIRED = tuple(McpIntegrationRecord.model_fields)
 
 
 class StateDocument(_Shape):
