@@ -856,6 +856,12 @@ class TestScan:
         clock.now = OFF_HOURS
         assert (await integrator.scan_risk_parameters())["status"] == "completed"
 
+    def test_a_gate_built_from_other_settings_is_refused(self, tmp_path: Path) -> None:
+        work_gate = HeavyWorkGate.from_settings(settings_for(tmp_path / "other"), alert=AlertLog())
+        with pytest.raises(ValueError, match="needs the gate built from the same settings"):
+            build(tmp_path, work_gate=work_gate)
+        assert MCPRiskIntegrator(work_gate=work_gate).settings is work_gate.settings
+
 
 # --- the real risk core, in process and through its files ------------------------------------------------
 

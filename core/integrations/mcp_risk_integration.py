@@ -56,9 +56,10 @@ class MCPRiskIntegrator:
     """Gates, monitors and protects the MCP sidecar; reads the risk core only through read-only views.
 
     `search` / `testing`: the sidecar's servers (SearchCapability / TestingCapability); None builds the
-    installed ones from `settings` on first use. `work_gate`: a HeavyWorkGate built beforehand (so servers
-    built before this integrator can already be gated by it); None builds one from `settings`, `clock`,
-    `state_file`, `alert` and `alert_timeout_seconds`.
+    installed ones from `settings` on first use. `work_gate`: a HeavyWorkGate built beforehand from the same
+    settings (so servers built before this integrator are already gated by it; its clock, state file and
+    alert channel are then the breaker's); None builds one from `settings`, `clock`, `state_file`, `alert`
+    and `alert_timeout_seconds`.
     """
 
     def __init__(
@@ -77,8 +78,16 @@ class MCPRiskIntegrator:
         alert_timeout_seconds: float = 10.0,
         work_gate: HeavyWorkGate | None = None,
     ) -> None:
-        self.settings = settings if settings is not None else get_settings()
+        if settings is None:
+            settings = work_gate.settings if work_gate is not None else get_settings()
+        self.settings = settings
         self._clock = clock
+        if work_gate is not None and work_gate.settings != settings:
+            # one answer (a /health, a statistics dict) must never mix two configurations
+            raise ValueError(
+                "MCPRiskIntegrator(settings, work_gate=...) needs the gate built from the same settings: "
+                "build both from one Settings object (HeavyWorkGate.from_settings(settings))"
+            )
         if work_gate is None:
             work_gate = HeavyWorkGate.from_settings(
                 self.settings,
