@@ -60,15 +60,9 @@ class HealthReport(TypedDict):
     isolation: dict[str, Any] | None
 
 
-class OneComponent(TypedDict):
+class OneComponent(ComponentHealth):
     """One component of the health report, with the overall status it belongs to."""
 
-    status: HealthStatus
-    message: str
-    figures: dict[str, Any]
-    checked_at: str | None
-    since: str | None
-    error: NotRequired[str]
     component: str
     overall_status: HealthStatus
     generated_at: str | None

@@ -3,7 +3,7 @@
 Read-only views of the trade ledger (opened `mode=ro`) and the risk snapshot, built by the same functions
 as the dashboard's GET /api/trading, so an assistant sees the figures the operator sees. Wallets come
 masked from the ledger (last 6 characters); the dispatcher scrubs once more on the way out. Each tool
-returns a TypedDict (mcp/trading/tool_results.py), so its outputSchema is published and its structuredContent
+returns a TypedDict (or the protocol's ToolError), so its outputSchema is published and its structuredContent
 is typed.
 
     tools = TradingTools(TradingSource.from_settings(settings))
@@ -13,11 +13,104 @@ is typed.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, TypedDict
 
 from mcp.protocol.results import ToolError
 from mcp.trading.source import MAX_TRADES, TradingSource
-from mcp.trading.tool_results import PnlResult, PositionsResult, TradesResult
+
+# "ok", or "no_ledger" before the bot's first trade (mcp/trading/view.py)
+LedgerStatus = Literal["ok", "no_ledger"]
+
+
+class Position(TypedDict):
+    """One held position."""
+
+    token_id: str
+    token: str
+    market_title: str
+    outcome: str
+    size: float | None
+    avg_price: float | None
+    mark: float | None
+    unrealized_pnl: float
+    exposure: float
+    exposure_limit: float | None
+    exposure_limit_used_percent: float | None
+
+
+class Exposure(TypedDict):
+    """Total exposure against MAX_TOTAL_EXPOSURE."""
+
+    total: float
+    limit: float | None
+    limit_used_percent: float
+    open_positions: int
+
+
+class PositionsResult(TypedDict):
+    """What the bot holds (status ok, or no_ledger before the bot's first trade)."""
+
+    status: LedgerStatus
+    message: str
+    exposure: Exposure
+    positions: list[Position]
+
+
+class Trade(TypedDict):
+    """One followed trade and what the bot did with it."""
+
+    seen_at: str | None
+    age_seconds: float | None
+    followed_wallet: str
+    market_title: str
+    outcome: str
+    token: str
+    side: str
+    size: float | None
+    price: float | None
+    decision: str
+    deny_reasons: list[str]
+    fill_size: float | None
+    fill_price: float | None
+    fees: float
+    latency_ms: float | None
+
+
+class TradesResult(TypedDict):
+    """The newest followed trades, newest first (status error: a limit out of range, no trades)."""
+
+    status: Literal["ok", "no_ledger", "error"]
+    message: str
+    trades: list[Trade]
+
+
+class Pnl(TypedDict):
+    """Today's P&L against the daily-loss limit (USDC)."""
+
+    day: str | None
+    realized_pnl: float
+    unrealized_pnl: float
+    total_pnl: float
+    fees: float
+    cash: float | None
+    equity: float | None
+    day_start_equity: float | None
+    copies: int
+    denials: int
+    daily_loss: float
+    daily_loss_source: str
+    max_daily_loss: float | None
+    loss_limit_used_percent: float
+
+
+class PnlResult(TypedDict):
+    """Today's P&L, and the trading mode and state from the bot's snapshot."""
+
+    status: LedgerStatus
+    message: str
+    trading_mode: str | None
+    trading_state: str | None
+    pnl: Pnl
 
 
 class TradingTools:
