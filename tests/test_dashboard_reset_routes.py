@@ -6,6 +6,7 @@ real HTTP on loopback, and leave the trading circuit breaker's state file byte f
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ async def test_each_reset_route_closes_the_mcp_breaker_and_never_the_trading_one
     settings = Settings(  # type: ignore[call-arg]
         _env_file=None, state_dir=state_dir, mcp_market_hours_enabled=False, dashboard_token=TOKEN
     )
-    integrator = MCPRiskIntegrator(settings, state_file=state_dir / "mcp_breaker.json")
+    # it reads its state file when built: off the event loop
+    integrator = await asyncio.to_thread(MCPRiskIntegrator, settings, state_file=state_dir / "mcp_breaker.json")
     await integrator.trip_mcp_circuit_breaker("cpu over budget during a scan")
     assert integrator.mcp_circuit_breaker_active
 

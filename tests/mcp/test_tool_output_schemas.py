@@ -10,6 +10,7 @@ Also the schema generator's additions: Any, Enum, unions as anyOf.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from enum import StrEnum
 from pathlib import Path
@@ -87,16 +88,17 @@ async def build(tmp_path: Path, *, gate: Any = None, project: Path = PROJECT, sn
     """A client over every server's tools, as the sidecar registers them (mcp.tools.catalog)."""
     settings = make_settings(tmp_path)
     state = tmp_path / "state"
-    build_ledger(state)
+    # files and SQLite off the event loop, as the product does
+    await asyncio.to_thread(build_ledger, state)
     if snapshot:
-        write_snapshot(state)  # the bot has published its risk snapshot
+        await asyncio.to_thread(write_snapshot, state)  # the bot has published its risk snapshot
     search = CodebaseSearchServer(settings, root=PROJECT, cache_path=tmp_path / "scan.json", gate=gate)
     testing = TestingServer(
         settings, project_root=project, source_packages=["limits_kit"], history_path=tmp_path / "h.sqlite3", gate=gate
     )
     monitoring = MonitoringServer(settings, serve_metrics=False, serve_dashboard=False)
     await monitoring.check_once()  # a real health round: every component with its figures
-    integrator = MCPRiskIntegrator(settings, state_file=tmp_path / "mcp_breaker.json")
+    integrator = await asyncio.to_thread(MCPRiskIntegrator, settings, state_file=tmp_path / "mcp_breaker.json")
     tools = MonitoringTools(
         settings,
         health=monitoring.health_report,
