@@ -36,6 +36,7 @@ from tests.sidecar_load import (
     stdlib_root,
     wait_until_served,
 )
+from tests.waiting import eventually
 from utils.atomic import StateFileError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -265,8 +266,8 @@ async def test_the_bot_spawns_its_sidecar_at_low_priority_and_restarts_it_at_mos
         await trades_on(tmp_path, bot)
         child = await next_sidecar(bot, None)
         assert "all" in child.cmdline()
-        await asyncio.sleep(0.5)  # `nice -n 10` has exec'd the sidecar by now
-        assert child.nice() >= 10
+        # `nice -n 10` lowers its own priority, then execs the sidecar: wait for that, not a fixed time
+        await eventually(lambda: child.nice() >= 10, "the sidecar running at nice 10", within=10)
         # its own process group (a Ctrl-C reaches only the bot) but the bot's session: with autogroup
         # scheduling, a session of its own would be a scheduling group as strong as the bot's
         assert os.getpgid(child.pid) == child.pid

@@ -12,8 +12,9 @@ import pytest
 from tests.alerting.conftest import CHAT, STAGING_CHAT, TOKEN, alert, pipeline_config
 from tests.fakes.fake_alertmanager import FakeAlertmanager
 from tests.fakes.fake_telegram import Drop, Failure, FakeTelegram, RateLimited, Refuse, Stall
+from tests.waiting import eventually
 from utils.alerting.model import AlertSeverity
-from utils.alerting.outbox import RowState
+from utils.alerting.outbox import OutboxRow, RowState
 from utils.alerting.pipeline import AlertPipeline
 
 pytestmark = pytest.mark.integration
@@ -139,11 +140,13 @@ async def test_rate_limit_is_honoured_as_given(
     submission = await pipeline.submit(alert("flood"))
     assert pipeline.outbox is not None
     await telegram.wait_for_attempts(1, within=5.0)
-    for _ in range(100):  # the worker records the outcome right after the answer
-        (row,) = await pipeline.outbox.rows(RowState.PENDING)
-        if row.attempts:
-            break
-        await asyncio.sleep(0.02)
+    outbox = pipeline.outbox
+
+    async def attempted_row() -> OutboxRow | None:  # the worker records the outcome right after the answer
+        (row,) = await outbox.rows(RowState.PENDING)
+        return row if row.attempts else None
+
+    row = await eventually(attempted_row, "the failed attempt recorded in the outbox", within=5.0)
     assert row.id == submission.row_ids[0] and row.attempts == 1
     # scheduled one retry_after after the failed attempt, not the 10 ms transient backoff
     assert row.next_attempt_at - row.created_at >= 1.0
@@ -180,7 +183,7 @@ async def test_a_stalled_chat_does_not_hold_up_another_chat(
     telegram.fail(RateLimited(retry_after=1))
     pipeline = make_pipeline(telegram, staging_chat_id=STAGING_CHAT)
     await pipeline.submit(alert("main first"))
-    await asyncio.sleep(0.1)
+    await telegram.wait_for_attempts(1, within=5.0)  # the main chat is now waiting out its retry_after
     await pipeline.submit(alert("staging second", staging=True))
     await telegram.wait_for_messages(1, within=5.0)
     assert telegram.messages[0].chat_id == STAGING_CHAT
