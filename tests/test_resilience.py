@@ -139,7 +139,7 @@ async def test_sidecar_killed_mid_scan_the_bot_trades_on(tmp_path: Path) -> None
             # the scan starts with the sidecar (cold cache: a fresh STATE_DIR) and takes seconds over the stdlib;
             # the metrics port answers as soon as the monitoring server is up, beside it
             await wait_for_metrics(env, sidecar)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # a moment into the scan, so the kill lands mid-scan (checked just below)
             assert not cache.exists(), "the stdlib scan finished before the kill: nothing was interrupted"
             assert psutil.Process(sidecar.pid).cpu_times().user > 0
             before = snapshot(tmp_path)
@@ -149,7 +149,7 @@ async def test_sidecar_killed_mid_scan_the_bot_trades_on(tmp_path: Path) -> None
             await end_process(sidecar, grace=2)
         assert not cache.exists(), "a scan killed midway must leave no cache file behind (atomic writes)"
         await trades_on(tmp_path, bot, since=before)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # time passing is the point: a second later the bot still trades
         await trades_on(tmp_path, bot, since=snapshot(tmp_path))
         await stop_bot_cleanly(tmp_path, bot)
 
@@ -215,7 +215,7 @@ async def test_sidecar_killed_mid_test_run_the_bot_trades_on_and_the_run_dies_to
                 run.cancel()
             await client.close(grace=2)
             kill_leftovers(test_run)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # time passing is the point: a second later the bot still trades
         await trades_on(tmp_path, bot, since=snapshot(tmp_path))
         await stop_bot_cleanly(tmp_path, bot)
 
