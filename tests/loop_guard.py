@@ -115,7 +115,7 @@ class _ThreadCounters(threading.local):
     def __init__(self) -> None:
         self.excluded = 0.0
         self.import_depth = 0
-        self.gc_started: float | None = None
+        self.gc_started: tuple[float, float] | None = None
         self.fd: int | None = None
         self.opened = False
 
@@ -134,6 +134,17 @@ class _ThreadCounters(threading.local):
             return os.pread(self.fd, 128, 0)
         except OSError:
             return None
+
+    def run_delay(self) -> float:
+        """Seconds this thread has waited for a CPU so far; 0 in threads that run no loop (not read there)."""
+        if self.fd is None:
+            return 0.0
+        parsed = parse_schedstat(self.schedstat())
+        return parsed[1] if parsed is not None else 0.0
+
+    def exclude(self, started: tuple[float, float]) -> None:
+        """Add the own time since `started` (perf_counter, run delay) to the excluded seconds."""
+        self.excluded += own_seconds(time.perf_counter() - started[0], self.run_delay() - started[1], 0.0)
 
 
 @dataclass
@@ -223,13 +234,14 @@ class LoopGuard:
 
             def timed_load(*args: Any, **kwargs: Any) -> Any:
                 counters.import_depth += 1
-                started = time.perf_counter()
+                # its own time only: the CPU wait inside an import is already left out of the callback's
+                started = (time.perf_counter(), counters.run_delay())
                 try:
                     return original_load(*args, **kwargs)
                 finally:
                     counters.import_depth -= 1
                     if counters.import_depth == 0:
-                        counters.excluded += time.perf_counter() - started
+                        counters.exclude(started)
 
             importlib_bootstrap._find_and_load = timed_load  # type: ignore[attr-defined]
             self._undo.append(lambda: setattr(importlib_bootstrap, "_find_and_load", original_load))
@@ -251,9 +263,9 @@ class LoopGuard:
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         counters = self._counters
         if phase == "start":
-            counters.gc_started = time.perf_counter()
+            counters.gc_started = (time.perf_counter(), counters.run_delay())
         elif counters.gc_started is not None:
-            counters.excluded += time.perf_counter() - counters.gc_started
+            counters.exclude(counters.gc_started)
             counters.gc_started = None
 
     def _timed(self, watch: _Watch, handle: asyncio.Handle, original_run: Callable[[asyncio.Handle], None]) -> None:
