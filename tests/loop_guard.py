@@ -194,7 +194,16 @@ def _format_stack(frame: Any) -> str:
     if entries and entries[-1].filename.endswith(("asyncio/events.py", "asyncio/base_events.py")):
         return ""
     kept = [entry for entry in entries if not any(part in entry.filename for part in _RUNNER_PATHS)]
-    return "".join(traceback.format_list(kept[-5:])).rstrip()
+    shown = kept[-4:]
+    # deep inside a library, the innermost frame of our own code is the line to change: show it too
+    ours = [entry for entry in kept if _is_ours(entry.filename)]
+    if ours and ours[-1] not in shown:
+        return "".join(traceback.format_list([ours[-1]])) + "  ...\n" + "".join(traceback.format_list(shown)).rstrip()
+    return "".join(traceback.format_list(shown)).rstrip()
+
+
+def _is_ours(filename: str) -> bool:
+    return filename.startswith(str(PROJECT_ROOT)) and "/site-packages/" not in filename
 
 
 _RUNNER_PATHS = ("/asyncio/", "/_pytest/", "/pytest/", "/pluggy/", "/pytest_asyncio/", "<frozen ", __file__)

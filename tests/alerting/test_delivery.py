@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,9 +14,10 @@ from tests.alerting.conftest import CHAT, STAGING_CHAT, TOKEN, alert, pipeline_c
 from tests.fakes.fake_alertmanager import FakeAlertmanager
 from tests.fakes.fake_telegram import Drop, Failure, FakeTelegram, RateLimited, Refuse, Stall
 from tests.waiting import eventually
+from utils.alerting.channel import Channel
 from utils.alerting.model import AlertSeverity
 from utils.alerting.outbox import OutboxRow, RowState
-from utils.alerting.pipeline import AlertPipeline
+from utils.alerting.pipeline import AlertPipeline, PipelineConfig, default_channels
 
 pytestmark = pytest.mark.integration
 
@@ -294,3 +296,21 @@ def test_one_shot_event_loops_reuse_the_pipeline(tmp_path: Path) -> None:
     asyncio.run(once("first run", close=False))
     asyncio.run(once("second run", close=True))
     assert delivered == ["<b>first run</b>", "<b>second run</b>"]
+
+
+async def test_the_channels_are_built_off_the_event_loop(telegram: FakeTelegram, tmp_path: Path) -> None:
+    """Each Telegram transport loads the CA bundle (tens of ms of CPU): that happens in a worker thread."""
+    built_on: list[int] = []
+
+    def channels(config: PipelineConfig) -> dict[str, Channel]:
+        built_on.append(threading.get_ident())
+        return default_channels(config)
+
+    pipeline = AlertPipeline(pipeline_config(tmp_path / "outbox.sqlite3", telegram), channel_factory=channels)
+    try:
+        await pipeline.submit(alert("built off the loop"))
+        assert await pipeline.flush(10.0)
+    finally:
+        await pipeline.aclose()
+    assert built_on and threading.get_ident() not in built_on
+    assert [m.text for m in telegram.messages] == ["<b>built off the loop</b>"]
