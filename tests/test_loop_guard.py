@@ -97,7 +97,7 @@ async def test_failing_test_keeps_its_own_error():
 """
 
 CONTENDED = """\
-import asyncio, time
+import asyncio, os, time
 
 def busy_for(cpu_seconds):
     start = time.thread_time()
@@ -105,6 +105,7 @@ def busy_for(cpu_seconds):
         pass
 
 async def test_cpu_work_under_contention(tmp_path):
+    os.sched_setaffinity(0, {{{cpu}}})  # the loop's thread shares one CPU with two busy processes
     started = time.perf_counter()
     busy_for(0.07)  # 70 ms of CPU: under the limit, though the wall clock says more on a shared CPU
     with open({wall_file!r}, "w") as out:
@@ -206,23 +207,12 @@ def test_the_marker_without_a_reason_stops_the_run(tmp_path: Path) -> None:
 def test_waiting_for_a_cpu_is_not_a_block(tmp_path: Path) -> None:
     """70 ms of CPU work while two busy processes share the one CPU: over 100 ms of wall time, not a block."""
     wall_file = tmp_path / "wall"
-    (tmp_path / "test_contended.py").write_text(CONTENDED.format(wall_file=str(wall_file)))
     cpu = min(os.sched_getaffinity(0))
-    busy = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"], preexec_fn=lambda: os.sched_setaffinity(0, {cpu}))
-        for _ in range(2)
-    ]
+    (tmp_path / "test_contended.py").write_text(CONTENDED.format(wall_file=str(wall_file), cpu=cpu))
+    spin = f"import os\nos.sched_setaffinity(0, {{{cpu}}})\nwhile True: pass\n"
+    busy = [subprocess.Popen([sys.executable, "-c", spin]) for _ in range(2)]
     try:
-        (tmp_path / "pytest.ini").write_text(INI)
-        result = subprocess.run(
-            [sys.executable, "-m", "pytest", "test_contended.py"],
-            cwd=tmp_path,
-            env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)},
-            capture_output=True,
-            text=True,
-            timeout=120,
-            preexec_fn=lambda: os.sched_setaffinity(0, {cpu}),
-        )
+        result = run_pytest(tmp_path, "test_contended.py")
     finally:
         for process in busy:
             process.kill()
