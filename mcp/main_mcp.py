@@ -404,7 +404,7 @@ def _scan(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _test(settings: Settings, args: argparse.Namespace) -> int:
-    from mcp.testing_server import test_command
+    from mcp.testing.cli import test_command
 
     # another tree than the configured project: its own packages and paths, unless given
     own_project = args.root is None

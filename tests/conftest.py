@@ -11,6 +11,9 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# issue 12 (8c): fail any test that blocks the event loop for more than 100 ms; see tests/loop_guard.py.
+pytest_plugins = ["tests.loop_guard"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
@@ -39,3 +42,24 @@ def _restore_recursion_limit() -> Iterator[None]:
     sys.setrecursionlimit(_RECURSION_LIMIT_AT_START)
     yield
     sys.setrecursionlimit(_RECURSION_LIMIT_AT_START)
+
+
+# issue 12: process singletons
+# Each test starts and ends with no cached Settings, no alert manager and no process integrator, so a test
+# that builds one through its get_...() accessor never leaks it into the next. Three assignments: cheap.
+@pytest.fixture(autouse=True)
+def _fresh_process_singletons() -> Iterator[None]:
+    """Forget get_settings()'s cache, utils.alerts' manager and the process's MCPRiskIntegrator."""
+    # imported here to keep this whole block in one place at the end of the file (several branches edit it)
+    from config.settings import get_settings
+    from core.integrations.mcp_risk_integration import reset_process_integrator
+    from utils.alerts import reset_alert_manager
+
+    def reset() -> None:
+        get_settings.cache_clear()
+        reset_alert_manager()
+        reset_process_integrator()
+
+    reset()
+    yield
+    reset()

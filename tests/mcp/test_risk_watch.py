@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from core.integrations import mcp_risk_integration
-from core.integrations.mcp_risk_integration import MCPRiskIntegrator
+from core.integrations.heavy_work_gate import HeavyWorkGate
+from core.integrations.mcp_risk_integration import MCPRiskIntegrator, set_process_integrator
 from mcp.health import HealthStatus
 from mcp.monitoring_server import MonitoringServer
 from mcp.risk_watch import RiskWatchServer, run_to_verify, watch_status
@@ -381,7 +381,8 @@ async def test_a_real_test_run_below_the_critical_line_trips(tmp_path: Path) -> 
     settings = make_settings(tmp_path)
     tree = FakeProc(pid=100, rss_mb=40.0)
     alerts = AlertLog()
-    integrator = MCPRiskIntegrator(settings, clock=clock, process=tree.handle(), alert=alerts)
+    # wired one way: the gate first, then the server it gates, then the integrator over both
+    work_gate = HeavyWorkGate.from_settings(settings, clock=clock, alert=alerts)
     testing = TestingServer(
         project_root=passing_project(tmp_path / "proj"),
         source_packages=["pkg"],
@@ -389,9 +390,9 @@ async def test_a_real_test_run_below_the_critical_line_trips(tmp_path: Path) -> 
         threshold=0.85,
         niceness=None,
         timeout_seconds=90.0,
-        gate=integrator.gate,
+        gate=work_gate.gate,
     )
-    integrator.use_servers(testing=testing)
+    integrator = MCPRiskIntegrator(settings, clock=clock, process=tree.handle(), testing=testing, work_gate=work_gate)
     sleep = ManualSleep(clock)
     rig_watch = RiskWatchServer(settings, integrator=integrator, testing=testing, sleep=sleep, clock=clock)
     ready = asyncio.Event()
@@ -471,8 +472,8 @@ async def test_the_watch_the_gate_and_the_monitoring_health_share_the_process_in
     settings = make_settings(tmp_path)
     tree = FakeProc(pid=100, rss_mb=2000.0)  # over the memory limit from the start
     integrator = MCPRiskIntegrator(settings, process=tree.handle(), alert=AlertLog())
-    # the process's integrator, as get_mcp_risk_integrator() hands it to everyone in the sidecar
-    monkeypatch.setattr(mcp_risk_integration, "_instance", integrator)
+    # the process's integrator, as the sidecar's entry point registers it (conftest forgets it after the test)
+    set_process_integrator(integrator)
 
     services, unavailable = build_services(settings, [ReadyServer("testing")])
     assert unavailable == {} and [service.name for service in services] == ["risk_integrator"]
