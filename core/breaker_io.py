@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from core.breaker_state import BreakerRecord, record_from_document
-from core.state_models import BreakerStateFile, StateProblem, encode_state, read_breaker_state
+from core.state_models import BreakerStateFile
+from core.state_reader import StateProblem, encode_state, read_breaker_state
 from utils.atomic import StateFileError, atomic_write_bytes, fsync_directory
 
 logger = logging.getLogger("core.circuit_breaker")

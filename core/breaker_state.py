@@ -3,8 +3,9 @@
 The state file is the `CircuitBreaker.get_state()` record plus the few raw figures a restart needs
 (`last_equity`, `recent_errors`). Derived figures (daily_loss, unrealized_pnl, limits) are written for
 readers such as the sidecar but recomputed on load. The file's shape is `core.state_models.BreakerStateFile`:
-the breaker writes through it and reads back through `read_breaker_state(..., complete=True)`, which names
-the field, what was expected and what was found when a file does not match (the breaker then halts).
+the breaker writes through it and reads back through `core.state_reader.read_breaker_state(complete=True)`,
+which names the field, what was expected and what was found when a file does not match (the breaker then
+halts).
 """
 
 from __future__ import annotations

@@ -20,14 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from core.breaker_io import quarantine  # the one naming rule for entries kept aside
-from core.state_models import (
-    SNAPSHOT_SCHEMA_VERSION,
-    RiskSnapshot,
-    StateFileMissing,
-    StateSchemaMismatch,
-    encode_state,
-    read_snapshot_state,
-)
+from core.state_models import SNAPSHOT_SCHEMA_VERSION, RiskSnapshot
+from core.state_reader import StateFileMissing, StateSchemaMismatch, encode_state, read_snapshot_state
 from utils.atomic import StateFileError, atomic_write_bytes
 from utils.secrets import mask_wallet
 
@@ -194,7 +188,7 @@ class RiskSnapshotWriter:
 
 # --- the reader's side --------------------------------------------------------------------------------
 
-# The one error model is core.state_models'; these names stay for the callers that catch them.
+# The one error model is core.state_reader's; these names stay for the callers that catch them.
 SnapshotMissingError = StateFileMissing
 SnapshotSchemaError = StateSchemaMismatch
 

@@ -1,14 +1,10 @@
-"""The bot's two state files as pydantic models, and the one reader of both, with one error model.
+"""The bot's two state files as pydantic models: the one description of their shape.
 
 `BreakerStateFile` is `<STATE_DIR>/circuit_breaker.json` (the circuit breaker's record, written on change);
 `RiskSnapshot` is `<STATE_DIR>/risk_state.json` (the executor's figures, written about once a second).
-The bot writes both through these models (`encode_state`), and every reader — the breaker restoring itself,
-the sidecar's read-only views, the monitoring checks, the report — reads through `read_state`, so what is
-written and what is read cannot drift apart.
-
-A read never raises for a bad file: it returns a `StateRead` holding the document or a `StateFileProblem`
-(missing / unreadable / corrupt / wrong_schema / newer_schema) whose message names the file, the field,
-what was expected, what was found and what to do. `StateRead.require()` raises that problem instead.
+The bot writes both through these models and every reader reads through them (`core.state_reader`), so
+what is written and what is read cannot drift apart. Each field check says what it expected and what it
+found; `core.state_reader.shape_message` turns the first failure into "field 'x.y[0]' should be …".
 
 Times stay ISO 8601 strings in the models (checked, not converted), so a file read and written again keeps
 its exact text. `complete=True` (the breaker restoring itself) also requires every field a restart needs
@@ -18,32 +14,27 @@ fields, but never one with a field of the wrong type.
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass
 from datetime import date, datetime
-from enum import StrEnum
-from pathlib import Path
-from typing import Annotated, Any, ClassVar, Generic, TypeVar
+from typing import Annotated, Any, ClassVar
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     PlainValidator,
-    ValidationError,
     ValidationInfo,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
 from core.breaker_rules import CLEARED_BY_COOLDOWN, LATCHED_UNTIL_DAY_BOUNDARY, MANUAL_RESET_ONLY, TripKind
-from utils.atomic import MAX_STATE_FILE_BYTES, StateFileError, read_regular_file
 
 BREAKER_SCHEMA_VERSION = 1
 SNAPSHOT_SCHEMA_VERSION = 1
-_SHAPE = "state_shape"
-_MISSING_FIELD = "state_missing_field"
+# the error types of the field checks, which core.state_reader.shape_message turns into messages
+SHAPE = "state_shape"
+MISSING_FIELD = "state_missing_field"
 
 
 # --- field types: each check says what it expected and what it found --------------------------------
@@ -59,7 +50,7 @@ def describe(value: Any) -> str:
 
 def _refuse(expected: str, value: Any) -> PydanticCustomError:
     return PydanticCustomError(
-        _SHAPE, "should be {expected}, found {found}", {"expected": expected, "found": describe(value)}
+        SHAPE, "should be {expected}, found {found}", {"expected": expected, "found": describe(value)}
     )
 
 
@@ -136,7 +127,7 @@ def _objects(value: Any) -> list[dict[str, Any]]:
     for index, item in enumerate(_array(value)):
         if not isinstance(item, dict):
             raise PydanticCustomError(
-                _SHAPE, "should be a JSON object, found {found}", {"index": index, "found": describe(item)}
+                SHAPE, "should be a JSON object, found {found}", {"index": index, "found": describe(item)}
             )
     return value
 
@@ -196,7 +187,7 @@ class _Shape(BaseModel):
         if info.context and info.context.get("complete"):
             for name in cls.REQUIRED:
                 if name not in data:
-                    raise PydanticCustomError(_MISSING_FIELD, "{field} is missing", {"field": name})
+                    raise PydanticCustomError(MISSING_FIELD, "{field} is missing", {"field": name})
         return data
 
     def to_json(self) -> dict[str, Any]:
@@ -304,31 +295,27 @@ class BreakerStateFile(StateDocument):
         kind = self.trip_kind
         if kind is None:
             if self.state != "ACTIVE":
-                raise PydanticCustomError(
-                    _SHAPE, "field 'state' is HALTED but 'trip_kind' is null: the trip is unknown"
-                )
+                raise PydanticCustomError(SHAPE, "field 'state' is HALTED but 'trip_kind' is null: the trip is unknown")
             return self
         if self.state != "HALTED":
-            raise PydanticCustomError(
-                _SHAPE, f"field 'state' is ACTIVE but a {kind} trip is recorded: the two disagree"
-            )
+            raise PydanticCustomError(SHAPE, f"field 'state' is ACTIVE but a {kind} trip is recorded: the two disagree")
         given = self.model_fields_set
         for name, expected in (("tripped_at", "an ISO 8601 date-time with a UTC offset"), ("trip_reason", "a string")):
             if name not in given or getattr(self, name) is None:
-                raise PydanticCustomError(_SHAPE, f"field '{name}' should be {expected}, found None (a {kind} trip)")
+                raise PydanticCustomError(SHAPE, f"field '{name}' should be {expected}, found None (a {kind} trip)")
         if "trip_figures" not in given or self.trip_figures is None:
             raise PydanticCustomError(
-                _SHAPE, f"field 'trip_figures' should be a JSON object, found None (a {kind} trip)"
+                SHAPE, f"field 'trip_figures' should be a JSON object, found None (a {kind} trip)"
             )
         if "halted_until" not in given:
-            raise PydanticCustomError(_MISSING_FIELD, "{field} is missing", {"field": "halted_until"})
+            raise PydanticCustomError(MISSING_FIELD, "{field} is missing", {"field": "halted_until"})
         if self.halted_until is None and kind in LATCHED_UNTIL_DAY_BOUNDARY | CLEARED_BY_COOLDOWN:
             raise PydanticCustomError(
-                _SHAPE, f"field 'halted_until' is null, but a {kind} trip must record when it ends"
+                SHAPE, f"field 'halted_until' is null, but a {kind} trip must record when it ends"
             )
         if self.halted_until is not None and kind in MANUAL_RESET_ONLY:
             raise PydanticCustomError(
-                _SHAPE, f"field 'halted_until' must be null for a {kind} trip (only a manual reset ends it)"
+                SHAPE, f"field 'halted_until' must be null for a {kind} trip (only a manual reset ends it)"
             )
         return self
 
@@ -357,195 +344,3 @@ class RiskSnapshot(StateDocument):
     realized_pnl: MaybeNumber = None
     rss_mb: Number = None
     reconcile: JsonObject = None
-
-
-DocT = TypeVar("DocT", bound=StateDocument)
-
-
-# --- the one error model ------------------------------------------------------------------------------
-
-
-class StateProblem(StrEnum):
-    """Why a state file cannot be used."""
-
-    MISSING = "missing"  # no file yet
-    UNREADABLE = "unreadable"  # not a regular file, too large, no permission
-    CORRUPT = "corrupt"  # not JSON, not a JSON object, NaN or Infinity
-    WRONG_SCHEMA = "wrong_schema"  # an unknown schema_version, or a field of the wrong type
-    NEWER_SCHEMA = "newer_schema"  # written by a newer release than this reader
-
-
-class StateFileProblem(StateFileError):
-    """A state file that cannot be used: `kind` says which way, the message what was found and what to do."""
-
-    def __init__(self, kind: StateProblem, path: Path | None, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-        self.path = path
-
-
-class StateFileMissing(StateFileProblem):
-    """No file yet (kind MISSING)."""
-
-
-class StateSchemaMismatch(StateFileProblem):
-    """The file is JSON but not of the schema version or shape this reader knows (WRONG_SCHEMA, NEWER_SCHEMA)."""
-
-
-def state_problem(kind: StateProblem, path: Path | None, message: str) -> StateFileProblem:
-    """The problem as the exception class its callers catch (all are StateFileProblem / StateFileError)."""
-    if kind is StateProblem.MISSING:
-        return StateFileMissing(kind, path, message)
-    if kind in (StateProblem.WRONG_SCHEMA, StateProblem.NEWER_SCHEMA):
-        return StateSchemaMismatch(kind, path, message)
-    return StateFileProblem(kind, path, message)
-
-
-@dataclass(frozen=True, slots=True)
-class StateRead(Generic[DocT]):
-    """One read of a state file: the document and its JSON object, or the problem (never both)."""
-
-    path: Path
-    document: DocT | None
-    payload: dict[str, Any] | None
-    problem: StateFileProblem | None
-
-    def require(self) -> DocT:
-        """The document, or raise the problem."""
-        if self.problem is not None:
-            raise self.problem
-        assert self.document is not None  # a read without a problem always has its document
-        return self.document
-
-
-def _where(loc: tuple[int | str, ...]) -> str:
-    text = ""
-    for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
-
-
-def shape_message(error: ValidationError) -> str:
-    """The first problem of a validation error as "field 'x.y[0]' should be …, found …"."""
-    first = error.errors(include_url=False)[0]
-    loc = tuple(first["loc"])
-    ctx = first.get("ctx") or {}
-    if first["type"] == _MISSING_FIELD:
-        return f"field '{_where((*loc, ctx['field']))}' is missing"
-    if first["type"] == "missing":
-        return f"field '{_where(loc)}' is missing"
-    if not loc:
-        return first["msg"]
-    if "index" in ctx:  # an item of a list checked as a whole (ObjectArray)
-        loc = (*loc, ctx["index"])
-    return f"field '{_where(loc)}' {first['msg']}"
-
-
-def _first_non_finite(value: Any, loc: tuple[int | str, ...] = ()) -> tuple[tuple[int | str, ...], float] | None:
-    if isinstance(value, float) and not math.isfinite(value):
-        return loc, value
-    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, item in items:
-        found = _first_non_finite(item, (*loc, key))
-        if found is not None:
-            return found
-    return None
-
-
-def _schema_problem(path: Path, model: type[StateDocument], payload: dict[str, Any]) -> StateFileProblem | None:
-    expected = model.SCHEMA_VERSION
-    if "schema_version" not in payload:
-        return state_problem(
-            StateProblem.WRONG_SCHEMA,
-            path,
-            f"{path}: field 'schema_version' is missing: expected schema_version {expected}, received None "
-            f"(not written by this bot? move it aside and let the bot write a new one)",
-        )
-    version = payload["schema_version"]
-    if version == expected and not isinstance(version, bool) and isinstance(version, int):
-        return None
-    if isinstance(version, int) and not isinstance(version, bool) and version > expected:
-        return state_problem(
-            StateProblem.NEWER_SCHEMA,
-            path,
-            f"{path}: expected schema_version {expected}, received {version!r}: {model.WHAT} was written by a "
-            f"newer release; run the bot and the sidecar from the same release",
-        )
-    return state_problem(
-        StateProblem.WRONG_SCHEMA,
-        path,
-        f"{path}: expected schema_version {expected}, received {version!r} (bot and sidecar from different "
-        f"releases? restart both from the same version)",
-    )
-
-
-def read_state(
-    path: Path | str, model: type[DocT], *, complete: bool = False, max_bytes: int = MAX_STATE_FILE_BYTES
-) -> StateRead[DocT]:
-    """Read one state file as `model` (opened read-only, never blocking, at most `max_bytes`); never raises
-    for a bad file: the problem comes back in the result. Blocking: call it from a thread on the event loop."""
-    target = Path(path)
-
-    def failed(kind: StateProblem, message: str) -> StateRead[DocT]:
-        return StateRead(target, None, None, state_problem(kind, target, message))
-
-    try:
-        raw = read_regular_file(target, max_bytes, what=model.WHAT)
-    except StateFileError as e:
-        return failed(StateProblem.UNREADABLE, str(e))
-    if raw is None:
-        return failed(
-            StateProblem.MISSING, f"{target} does not exist: the bot has not written it yet{model.MISSING_ADVICE}"
-        )
-    non_finite: list[str] = []
-
-    def constant(name: str) -> float:
-        non_finite.append(name)
-        return float(name)
-
-    try:
-        payload = json.loads(raw.decode("utf-8"), parse_constant=constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        return failed(StateProblem.CORRUPT, f"{target} is not valid JSON: {e}")
-    if not isinstance(payload, dict):
-        return failed(StateProblem.CORRUPT, f"{target} should hold a JSON object, found {type(payload).__name__}")
-    schema = _schema_problem(target, model, payload)
-    if schema is not None:
-        return StateRead(target, None, None, schema)
-    if non_finite:
-        found = _first_non_finite(payload)
-        where = _where(found[0]) if found else "?"
-        return failed(
-            StateProblem.CORRUPT,
-            f"{target}: field '{where}' should be a number, found {non_finite[0]} (NaN and Infinity are not JSON)",
-        )
-    try:
-        document = model.model_validate(payload, context={"complete": complete})
-    except ValidationError as e:
-        return failed(StateProblem.WRONG_SCHEMA, f"{target}: {shape_message(e)}")
-    return StateRead(target, document, payload, None)
-
-
-def read_breaker_state(
-    path: Path | str, *, complete: bool = False, max_bytes: int = MAX_STATE_FILE_BYTES
-) -> StateRead[BreakerStateFile]:
-    """The circuit breaker's state file (`complete=True`: everything a restart needs must be there)."""
-    return read_state(path, BreakerStateFile, complete=complete, max_bytes=max_bytes)
-
-
-def read_snapshot_state(path: Path | str, *, max_bytes: int = MAX_STATE_FILE_BYTES) -> StateRead[RiskSnapshot]:
-    """The bot's risk snapshot."""
-    return read_state(path, RiskSnapshot, max_bytes=max_bytes)
-
-
-def encode_state(model: type[StateDocument], payload: dict[str, Any]) -> bytes:
-    """The bytes the bot writes: `payload` checked as `model` (complete) and serialised by it.
-
-    Raises StateFileProblem (WRONG_SCHEMA) instead of writing a file its own reader would refuse."""
-    try:
-        document = model.model_validate(payload, context={"complete": True})
-    except ValidationError as e:
-        raise state_problem(
-            StateProblem.WRONG_SCHEMA, None, f"refused to write {model.WHAT}: {shape_message(e)}"
-        ) from e
-    return document.model_dump_json(indent=2, exclude_unset=True, fallback=str).encode("utf-8") + b"\n"

@@ -20,7 +20,7 @@ import pytest
 
 from core.breaker_rules import TradingState
 from core.breaker_state import record_from_document
-from core.state_models import read_breaker_state
+from core.state_reader import read_breaker_state
 from tests.circuit_breaker_support import FakeClock, make_breaker
 
 KILLS = 60

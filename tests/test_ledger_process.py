@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from core.ledger_view import LedgerReader, read_only_uri
-from core.state_models import read_breaker_state
+from core.state_reader import read_breaker_state
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,4 +1,5 @@
-"""The one reader of the bot's two state files (core.state_models), its one error model, and the writers.
+"""The one reader of the bot's two state files (core.state_reader, over the models of core.state_models),
+its one error model, and the writers.
 
 Every malformed case goes through `read_breaker_state` and `read_snapshot_state` and must come back as a
 typed problem (kind + a message naming the file, what was expected, what was found); files written by
@@ -28,9 +29,8 @@ from core.risk_snapshot import (
     SnapshotSchemaError,
     read_risk_snapshot,
 )
-from core.state_models import (
-    BreakerStateFile,
-    RiskSnapshot,
+from core.state_models import BreakerStateFile, RiskSnapshot
+from core.state_reader import (
     StateFileMissing,
     StateFileProblem,
     StateProblem,

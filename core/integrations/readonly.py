@@ -4,7 +4,7 @@
 through only whitelisted read methods and properties; every result is a deep copy, so even mutating a
 returned dict cannot reach the original. In the sidecar the targets are `SnapshotBackedBreakerView` and
 `SnapshotBackedExecutorView`, which read the bot's state files (SPEC §5) through the one reader,
-`core.state_models.read_state` (opened O_RDONLY), and report missing, corrupt, stale or wrong-schema files
+`core.state_reader.read_state` (opened O_RDONLY), and report missing, corrupt, stale or wrong-schema files
 as a status instead of raising.
 
 A view stops mistakes, not hostile code: Python can always dig an object out of a closure. The hard
@@ -30,13 +30,8 @@ from typing import Any
 
 from core.circuit_breaker import STATE_FILE_NAME as BREAKER_STATE_FILE
 from core.risk_snapshot import RISK_SNAPSHOT_FILE
-from core.state_models import (
-    BreakerStateFile,
-    RiskSnapshot,
-    StateDocument,
-    StateProblem,
-    read_state,
-)
+from core.state_models import BreakerStateFile, RiskSnapshot, StateDocument
+from core.state_reader import StateProblem, read_state
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +195,7 @@ def read_state_file(
     stale_after_seconds: float | None,
     model: type[StateDocument] = RiskSnapshot,
 ) -> FileReading:
-    """Read a bot state file through the one reader (core.state_models.read_state: opened O_RDONLY only,
+    """Read a bot state file through the one reader (core.state_reader.read_state: opened O_RDONLY only,
     never repaired or moved) and judge its age; a problem becomes a status, never an exception."""
     shown = str(path)
     reading = read_state(path, model, max_bytes=MAX_STATE_FILE_BYTES)

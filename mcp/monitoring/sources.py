@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from core.state_models import StateProblem, StateRead, read_breaker_state, read_snapshot_state
+from core.state_reader import StateProblem, StateRead, read_breaker_state, read_snapshot_state
 from utils.atomic import StateFileError, read_json_object
 
 ServerStates = Mapping[str, Mapping[str, Any]]
@@ -60,7 +60,7 @@ class FileView:
 
     @classmethod
     def of(cls, reading: StateRead[Any]) -> FileView:
-        """The checks' view of one read by the one reader (core.state_models.read_state)."""
+        """The checks' view of one read by the one reader (core.state_reader.read_state)."""
         if reading.problem is None:
             return cls(reading.payload)
         return cls(None, str(reading.problem), missing=reading.problem.kind is StateProblem.MISSING)

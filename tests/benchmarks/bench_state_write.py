@@ -31,7 +31,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from core.risk_snapshot import RiskSnapshotWriter, mask_payload, write_snapshot
-from core.state_models import RiskSnapshot, encode_state, read_snapshot_state
+from core.state_models import RiskSnapshot
+from core.state_reader import encode_state, read_snapshot_state
 from utils.atomic import atomic_write_json, read_json_object
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "state_v1" / "risk_state.json"
