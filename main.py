@@ -25,12 +25,25 @@ from typing import TYPE_CHECKING
 
 from config.mcp_config import EXIT_BAD_CONFIG, load_or_exit
 from config.settings import Settings, TradingMode
+from core.bot import CopyBot
+from core.circuit_breaker import BreakerPersistenceError, CircuitBreaker, reset_from_cli
+from core.clob.factory import build_clob_client
+from core.ledger_cli import show
+from core.ledger_startup import open_trade_ledger, restore_from_ledger
+from core.reconciler import DataApiPositions, Reconciler
+from core.risk_snapshot import RiskSnapshotWriter, set_aside_blocking_entry
+from core.sidecar_process import SidecarProcess
+from core.state_lock import StateDirBusyError, StateDirLock, StateDirLockError
+from core.trade_executor import TradeExecutor
+from core.wallet.factory import build_trade_source
+from core.wallet.replay import ReplayFileError, ReplayTradeSource
+from mcp.preflight import sidecar_settings_problems
+from utils.alerts import close_alerts, flush_alerts, send_telegram_alert
+from utils.logging_setup import configure_logging
 
 if TYPE_CHECKING:
     from core.breaker_io import AlertCallback
     from core.clob.base import ClobClient
-    from core.reconciler import Reconciler
-    from core.trade_executor import TradeExecutor
 
 EXIT_OK = 0
 EXIT_FATAL = 1
@@ -77,16 +90,6 @@ def _positive_int(text: str) -> int:
 
 async def run_bot(settings: Settings, *, duration: float | None, with_sidecar: bool) -> int:
     """Build the bot from settings and run it until SIGTERM/SIGINT or `duration` elapses."""
-    from core.bot import CopyBot
-    from core.circuit_breaker import CircuitBreaker
-    from core.clob.factory import build_clob_client
-    from core.ledger_startup import open_trade_ledger, restore_from_ledger
-    from core.risk_snapshot import RiskSnapshotWriter, set_aside_blocking_entry
-    from core.sidecar_process import SidecarProcess
-    from core.trade_executor import TradeExecutor
-    from core.wallet.factory import build_trade_source
-    from core.wallet.replay import ReplayTradeSource
-    from utils.alerts import close_alerts, flush_alerts, send_telegram_alert
 
     async def alert(severity: str, message: str) -> None:
         await send_telegram_alert(message, severity=severity)
@@ -165,8 +168,6 @@ async def _start_reconciler(
     then run beside the copy loop. Paper mode has no exchange to compare with (None)."""
     if settings.trading_mode is not TradingMode.LIVE:
         return None
-    from core.reconciler import DataApiPositions, Reconciler
-
     address = getattr(clob, "address", None)
     if not isinstance(address, str):
         raise RuntimeError(f"live mode reconciles with the exchange but {clob!r} does not say which wallet it trades")
@@ -196,8 +197,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.positions or args.trades is not None:
         settings = load_or_exit()  # a read-only view: the folders are not probed, nothing is written
-        from core.ledger_cli import show
-
         # read-only: no logging set-up, no lock, nothing written
         return show(
             settings.state_dir,
@@ -208,15 +207,8 @@ def main(argv: list[str] | None = None) -> int:
             out=sys.stdout,
         )
     settings = load_or_exit(check_folders=True)  # issue 8: STATE_DIR and LOG_DIR proven writable first
-    from utils.logging_setup import configure_logging
-
     configure_logging(settings, "polymarket_bot.log")
-    from core.circuit_breaker import BreakerPersistenceError
-    from core.state_lock import StateDirBusyError, StateDirLock, StateDirLockError
-
     if args.reset_circuit_breaker:
-        from core.circuit_breaker import reset_from_cli
-
         # refused while a bot runs: a running bot keeps its breaker in memory and would write its own
         # state over the reset at its next change. Holding the lock also keeps a bot from starting mid-reset.
         try:
@@ -231,8 +223,6 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     with_sidecar = settings.mcp_integration_enabled and not args.no_sidecar
     if with_sidecar:
-        from mcp.preflight import sidecar_settings_problems
-
         # the sidecar would refuse these settings (exit 2) on every restart: refuse them now, before trading
         problems = sidecar_settings_problems(settings)
         if problems:
@@ -249,8 +239,6 @@ def main(argv: list[str] | None = None) -> int:
     except StateDirLockError as e:
         log.critical("%s", e)
         return EXIT_FATAL
-    from core.wallet.replay import ReplayFileError
-
     try:
         return asyncio.run(run_bot(settings, duration=args.duration, with_sidecar=with_sidecar))
     except ReplayFileError as e:

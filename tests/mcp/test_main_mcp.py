@@ -13,9 +13,11 @@ import pytest
 
 from config.settings import Settings
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator
+from mcp import server_registry
 from mcp.main_mcp import _close_loop, build_parser, effective_health_interval, serve
 from mcp.server import Server
-from mcp.server_registry import SERVERS, build_servers, selected_servers
+from mcp.server_registry import SERVERS, build_graph, build_servers, selected_servers
+from mcp.sidecar_graph import DeferredGate, SidecarGraph
 from tests.fakes.fake_servers import ReadyServer
 from utils.sd_notify import SystemdNotifier
 
@@ -57,49 +59,97 @@ def test_all_honours_the_enabled_flags() -> None:
 
 
 def test_a_server_that_cannot_be_built_is_reported_not_raised() -> None:
-    def broken(_settings: Settings, _gate: Any) -> Server:
+    def broken(_graph: SidecarGraph) -> Server:
         raise ImportError("no module named mcp.broken")
 
+    graph = SidecarGraph(settings())
     servers, unavailable = build_servers(
-        ["testing", "monitoring"],
-        settings(),
-        {"testing": broken, "monitoring": lambda _s, _g: ReadyServer("monitoring")},
+        ["testing", "monitoring"], graph, {"testing": broken, "monitoring": lambda _g: ReadyServer("monitoring")}
     )
     assert [s.name for s in servers] == ["monitoring"]
     assert unavailable == {"testing": "ImportError: no module named mcp.broken"}
+    assert list(graph.servers) == ["monitoring"]  # what later factories see
 
 
 def test_an_object_that_is_not_a_server_is_unavailable() -> None:
-    _, unavailable = build_servers(["monitoring"], settings(), {"monitoring": lambda _s, _g: object()})
+    _, unavailable = build_servers(["monitoring"], SidecarGraph(settings()), {"monitoring": lambda _g: object()})
     assert unavailable == {"monitoring": "object does not implement the Server protocol"}
 
 
-def test_the_gate_reaches_only_the_gated_servers() -> None:
-    received: dict[str, Any] = {}
+def test_the_graph_builds_the_gated_servers_then_the_integrator_over_them_then_the_rest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
 
     def recording(name: str) -> Any:
-        def factory(_settings: Settings, gate: Any) -> Server:
-            received[name] = gate
+        def factory(graph: SidecarGraph) -> Server:
+            seen[name] = (graph.integrator, graph.gate)
             return ReadyServer(name)
 
         return factory
 
-    async def gate(kind: str) -> tuple[bool, str]:
-        return True, kind
+    capabilities: dict[str, Any] = {}
 
-    overrides = {name: recording(name) for name in SERVERS}
-    servers, unavailable = build_servers(list(SERVERS), settings(), overrides, gate=gate)
-    assert unavailable == {} and len(servers) == 3
-    assert received == {"codebase_search": gate, "testing": gate, "monitoring": None}
+    def integrator(config: Settings, **kw: Any) -> MCPRiskIntegrator:
+        capabilities.update(kw)
+        return MCPRiskIntegrator(config, **kw)
+
+    monkeypatch.setattr(server_registry, "MCPRiskIntegrator", integrator)
+    config = settings(state_dir=tmp_path)
+    sidecar = build_graph(config, list(SERVERS), overrides={name: recording(name) for name in SERVERS})
+    graph = sidecar.graph
+    assert sidecar.unavailable == {} and [s.name for s in sidecar.servers] == list(SERVERS)
+    assert isinstance(graph.integrator, MCPRiskIntegrator) and graph.integrator.settings is config
+    # the integrator is built over the sidecar's own servers (one scan cache, one test history)
+    assert capabilities == {"search": graph.servers["codebase_search"], "testing": graph.servers["testing"]}
+    # the gated servers come first (the integrator wraps them) and get the gate; the others see the integrator
+    assert seen["codebase_search"] == (None, graph.gate) and seen["testing"] == (None, graph.gate)
+    assert seen["monitoring"][0] is graph.integrator
+    assert graph.gate.bound
+
+
+async def test_the_gate_the_servers_hold_answers_with_the_integrator(tmp_path: Path) -> None:
+    config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
+    graph = build_graph(config, list(SERVERS)).graph
+    await graph.integrator.trip_mcp_circuit_breaker("sidecar memory 2000 MB is over MCP_RESOURCE_LIMIT_MB=1000")
+    decision = await graph.gate("scan")
+    assert not decision.allowed and "MCP circuit breaker is open" in decision.reason
+
+
+async def test_without_an_integrator_heavy_work_is_refused_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_config: Settings, **_kw: Any) -> MCPRiskIntegrator:
+        raise OSError("state file unreadable")
+
+    monkeypatch.setattr(server_registry, "MCPRiskIntegrator", broken)
+    config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
+    sidecar = build_graph(config, list(SERVERS), services=True)
+    assert sidecar.graph.integrator is None
+    with pytest.raises(RuntimeError, match="MCP risk integrator cannot be built: OSError: state file unreadable"):
+        await sidecar.graph.gate("scan")
+    # the watch cannot run without it and says why; the servers still run
+    assert sidecar.unavailable == {"risk_integrator": "RuntimeError: the MCP risk integrator cannot be built: "
+                                   "OSError: state file unreadable"}  # fmt: skip
+    assert [s.name for s in sidecar.servers][:3] == list(SERVERS)
+
+
+async def test_an_unbound_gate_refuses(tmp_path: Path) -> None:
+    gate = DeferredGate()
+    with pytest.raises(RuntimeError, match="no MCP risk integrator behind the gate: the sidecar is still being built"):
+        await gate("scan")
 
 
 def test_the_real_servers_build_with_the_integrator_gate(tmp_path: Path) -> None:
     config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
-    gate = MCPRiskIntegrator(config).gate  # a private integrator: the process-wide one is not touched
-    servers, unavailable = build_servers(list(SERVERS), config, gate=gate)
-    assert unavailable == {}
-    assert [s.name for s in servers] == ["codebase_search", "testing", "monitoring"]
-    assert all(isinstance(s, Server) for s in servers)
+    sidecar = build_graph(config, list(SERVERS))
+    assert sidecar.unavailable == {}
+    assert [s.name for s in sidecar.servers] == ["codebase_search", "testing", "monitoring"]
+    assert all(isinstance(s, Server) for s in sidecar.servers)
+    monitoring = sidecar.graph.servers["monitoring"]
+    # one Settings object for the whole graph; the dashboard's reset is the integrator's
+    assert monitoring.settings is config and sidecar.graph.integrator.settings is config
+    assert monitoring._reset_breaker == sidecar.graph.integrator.reset_mcp_circuit_breaker
 
 
 async def wait_for_file(path: Path) -> None:
