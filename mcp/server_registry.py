@@ -1,91 +1,80 @@
-"""The one registry of the sidecar's servers and services, and the one function that builds them.
+"""The one registry of the sidecar's servers and services: name -> factory, the setting that enables it,
+whether it does gated heavy work.
 
-`build_graph` builds the sidecar's object graph once (see mcp.sidecar_graph): the gated servers (they do
-heavy work: scans, test runs) with the gate, the MCPRiskIntegrator over them, then every other server and
-the services of `all`, each factory receiving that one `SidecarGraph`. Nothing here or in a server looks
-the integrator or the settings up on its own.
+Adding a server: write its module, with a class or function that takes the one `SidecarGraph`
+(mcp.sidecar_graph: settings, the integrator, the gate, the servers built before it) and returns a
+`mcp.server.Server`; then add one entry to `SERVERS`, e.g.
 
-Adding a server: write its module with a factory `build(graph: SidecarGraph) -> Server`, import it here
-and add one entry to `SERVERS` (`enabled_setting=None` runs it in `all` unconditionally). It is then
-built, supervised, listed by `status`, offered over stdio and runnable as `python -m mcp.main_mcp NAME`.
-`SERVICES` (the integrator's watch, the Telegram commands, the alert rules, the heartbeat) run only in
-`all`, beside the servers, supervised like them.
+    "echo": ServerSpec("mcp.echo:EchoServer", enabled_setting=None, gated=False),
+
+(`enabled_setting=None`: always on in `all`). mcp.sidecar_builder then builds it, the Supervisor starts and
+supervises it, `status` lists it, `stdio` and /mcp offer its tools, and `python -m mcp.main_mcp echo` runs
+it alone. `SERVICES` (the integrator's watch, the Telegram commands, the alert rules, the heartbeat) run
+only in `all`, beside the servers, supervised like them.
+
+A factory is named "module:attribute" and imported only when built: the bot imports this registry (its
+start-up check, mcp.preflight) without loading any server, and a server whose module cannot be imported
+is reported as unavailable by name instead of breaking the others.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
-from core.integrations.mcp_risk_integration import MCPRiskIntegrator
-from mcp.alert_rules_server import AlertRulesServer
-from mcp.codebase_search import CodebaseSearchServer
-from mcp.containment.runtime import get_process_containment
-from mcp.heartbeat import HeartbeatServer
-from mcp.monitoring.gate_status import IntegratorGateStatus
-from mcp.monitoring.wiring import MonitoringSources
-from mcp.monitoring_server import MonitoringServer
-from mcp.risk_watch import RiskWatchServer
-from mcp.server import Server
-from mcp.sidecar_graph import DeferredGate, Gate, SidecarGraph
-from mcp.testing_server import TestingServer
-from mcp.trading.source import TradingSource
 
-__all__ = ["Gate", "SidecarGraph"]
+if TYPE_CHECKING:
+    from mcp.server import Server
+    from mcp.sidecar_graph import SidecarGraph
 
-logger = logging.getLogger(__name__)
-
-# the servers whose tools the integrator uses (its search and testing capabilities), by server name
-SEARCH_SERVER, TESTING_SERVER = "codebase_search", "testing"
-
-
-def _codebase_search(graph: SidecarGraph) -> Server:
-    return CodebaseSearchServer(graph.settings, gate=graph.gate)
-
-
-def _testing(graph: SidecarGraph) -> Server:
-    # issue 10: runs get a cgroup and a record in STATE_DIR, cleaned up by the next sidecar if this one is killed
-    return TestingServer(graph.settings, gate=graph.gate, containment=get_process_containment(graph.state_dir))
-
-
-def monitoring_server(graph: SidecarGraph, *, sources: MonitoringSources | None = None, **options: Any) -> Server:
-    """The monitoring server over the graph: /health's gate block and POST /reset-circuit-breaker from the
-    graph's integrator, `sources` (default: production) for the rest; `options` go to MonitoringServer
-    (no ports for stdio, report printing)."""
-    integrator = graph.integrator
-    gate_status = None if integrator is None else IntegratorGateStatus(graph.settings, integrator)
-    return MonitoringServer(
-        graph.settings,
-        sources=replace(MonitoringSources() if sources is None else sources, gate_status=gate_status),
-        reset_breaker=None if integrator is None else integrator.reset_mcp_circuit_breaker,
-        **options,
-    )
-
-
-# monitoring is never gated: it keeps running (in a basic mode) whatever the gate says
-_monitoring = monitoring_server
-
-ServerFactory = Callable[[SidecarGraph], Server]
+# factory(graph) -> the server; a service's factory may answer None (off for these settings: it logs why)
+ServerFactory = Callable[["SidecarGraph"], "Server"]
+ServiceFactory = Callable[["SidecarGraph"], "Server | None"]
+BUILDER = "mcp.sidecar_builder"
 
 
 @dataclass(frozen=True, slots=True)
 class ServerSpec:
-    """How to build a server, which setting turns it on in `all` (None: always), and whether it does gated
-    heavy work (gated servers are built before the integrator, which wraps them; the others after it)."""
+    """How to build a server ("module:attribute", or the callable itself), which setting turns it on in
+    `all` (None: always), and whether it does gated heavy work (gated servers are built before the
+    integrator, which wraps them; the others after it, and see it)."""
 
-    factory: ServerFactory
+    factory: ServerFactory | str
     enabled_setting: str | None
     gated: bool
 
 
 SERVERS: dict[str, ServerSpec] = {
-    "codebase_search": ServerSpec(_codebase_search, "mcp_codebase_search_enabled", gated=True),
-    "testing": ServerSpec(_testing, "mcp_testing_enabled", gated=True),
-    "monitoring": ServerSpec(_monitoring, "mcp_monitoring_enabled", gated=False),
+    "codebase_search": ServerSpec(f"{BUILDER}:codebase_search_server", "mcp_codebase_search_enabled", gated=True),
+    "testing": ServerSpec(f"{BUILDER}:testing_server", "mcp_testing_enabled", gated=True),
+    "monitoring": ServerSpec(f"{BUILDER}:monitoring_server", "mcp_monitoring_enabled", gated=False),
 }
+
+# the background work of `all` only: supervised like a server (restarts, health, status) but no command of
+# its own and never served over stdio (the integrator's watch belongs to the one running sidecar, and
+# Telegram allows one getUpdates consumer per token)
+SERVICES: dict[str, ServiceFactory | str] = {
+    "risk_integrator": f"{BUILDER}:risk_watch",
+    "telegram_commands": f"{BUILDER}:telegram_commands",
+    "alert_rules": f"{BUILDER}:alert_rules",
+    "heartbeat": f"{BUILDER}:heartbeat",
+}
+
+
+def resolve_factory(factory: Callable[..., Any] | str) -> Callable[..., Any]:
+    """The callable a registry entry names ("package.module:attribute"), imported now; a callable as is."""
+    if not isinstance(factory, str):
+        return factory
+    module, _, attribute = factory.partition(":")
+    if not module or not attribute:
+        raise ValueError(f"factory {factory!r}: expected 'package.module:attribute'")
+    found = getattr(importlib.import_module(module), attribute, None)
+    if not callable(found):
+        raise TypeError(f"factory {factory!r}: {module} has no callable {attribute!r}")
+    return found
 
 
 def selected_servers(command: str, settings: Settings) -> list[str]:
@@ -99,173 +88,3 @@ def selected_servers(command: str, settings: Settings) -> list[str]:
     if command in SERVERS:
         return [command]
     raise ValueError(f"unknown server command {command!r}; expected 'all' or one of {sorted(SERVERS)}")
-
-
-def _build_one(name: str, factory: Callable[[SidecarGraph], Any], graph: SidecarGraph, what: str) -> tuple[Any, str]:
-    """(the built object or None, why it is unavailable or ""); a failure is reported, not raised."""
-    try:
-        built = factory(graph)
-    except Exception as e:
-        logger.exception("%s %r cannot be built", what, name)
-        return None, f"{type(e).__name__}: {e}"
-    if built is not None and not isinstance(built, Server):
-        return None, f"{type(built).__name__} does not implement the Server protocol"
-    return built, ""
-
-
-def build_servers(
-    names: Sequence[str], graph: SidecarGraph, overrides: Mapping[str, ServerFactory] | None = None
-) -> tuple[list[Server], dict[str, str]]:
-    """Build the named servers over `graph` (each added to graph.servers); returns (servers, {name: why}).
-
-    A server that cannot be built (a bad setting, a broken module) is reported, not raised, so the others
-    still run.
-    """
-    servers: list[Server] = []
-    unavailable: dict[str, str] = {}
-    for name in names:
-        factory = (overrides or {}).get(name) or SERVERS[name].factory
-        server, why = _build_one(name, factory, graph, "server")
-        if server is None:
-            unavailable[name] = why or "its factory built nothing"
-            continue
-        graph.servers[name] = server
-        servers.append(server)
-    return servers, unavailable
-
-
-def _capability(graph: SidecarGraph, name: str) -> Any:
-    """The running server `name` for the integrator, or a private one when it does not run here (the
-    integrator's scans and coverage checks still work: Telegram /scan, the test-plan snippets)."""
-    running = graph.server(name)
-    if running is not None:
-        return running
-    private, why = _build_one(name, SERVERS[name].factory, graph, "the integrator's private server")
-    if private is None:
-        logger.error("the integrator has no %s capability: %s", name, why)
-    return private
-
-
-def build_integrator(graph: SidecarGraph) -> None:
-    """The MCPRiskIntegrator over the graph's search and testing servers; binds the gate to it.
-
-    When it cannot be built, graph.integrator stays None and the gate refuses heavy work with the reason.
-    """
-    try:
-        integrator = MCPRiskIntegrator(
-            graph.settings, search=_capability(graph, SEARCH_SERVER), testing=_capability(graph, TESTING_SERVER)
-        )
-    except Exception as e:
-        logger.exception("the MCP risk integrator cannot be built: heavy work (scans, test runs) stays deferred")
-        graph.integrator_problem = f"{type(e).__name__}: {e}"
-        if graph.gate is not None:
-            graph.gate.fail(f"the MCP risk integrator cannot be built: {graph.integrator_problem}")
-        return
-    graph.integrator = integrator
-    # lead: set_process_integrator(integrator) here
-    if graph.gate is not None:
-        graph.gate.bind(integrator.gate)
-
-
-@dataclass
-class Sidecar:
-    """What `build_graph` built: the graph, the servers and services to supervise (in order), and why the
-    others are unavailable."""
-
-    graph: SidecarGraph
-    servers: list[Server] = field(default_factory=list)
-    unavailable: dict[str, str] = field(default_factory=dict)
-
-
-def build_graph(
-    settings: Settings,
-    names: Sequence[str] = (),
-    *,
-    services: bool = False,
-    overrides: Mapping[str, ServerFactory] | None = None,
-    service_factories: Mapping[str, ServiceFactory] | None = None,
-) -> Sidecar:
-    """The sidecar's object graph, built once: the gated servers among `names`, the integrator over them,
-    the other servers, then (with `services`) the services of `all`. Servers keep the order of `names`."""
-    graph = SidecarGraph(settings, gate=DeferredGate(), trading=TradingSource.from_settings(settings))
-    gated = [name for name in names if SERVERS[name].gated]
-    _, unavailable = build_servers(gated, graph, overrides)
-    build_integrator(graph)
-    _, down = build_servers([name for name in names if name not in gated], graph, overrides)
-    unavailable.update(down)
-    built = [graph.servers[name] for name in names if name in graph.servers]
-    if services:
-        extra, down = build_services(graph, service_factories)
-        built.extend(extra)
-        unavailable.update(down)
-    return Sidecar(graph, built, unavailable)
-
-
-# --- services: background work of `all` only --------------------------------------------------------
-# A service is supervised like a server (restarts, health, status) but has no command of its own and is
-# never served over stdio: the integrator's watch belongs to the one running sidecar, and Telegram allows
-# one getUpdates consumer per token. A factory sees the graph (the servers built before it included) and
-# may return None: off for these settings (it logs why).
-ServiceFactory = Callable[[SidecarGraph], Server | None]
-
-
-def _risk_integrator(graph: SidecarGraph) -> Server:
-    if graph.integrator is None:
-        raise RuntimeError(f"the MCP risk integrator cannot be built: {graph.integrator_problem}")
-    # always on, never gated: it is what trips and recovers the MCP breaker behind the gate
-    return RiskWatchServer(graph.settings, graph.integrator, testing=graph.server(TESTING_SERVER))
-
-
-def _telegram_commands(graph: SidecarGraph) -> Server | None:
-    if graph.settings.telegram_bot_token is None:
-        logger.info("Telegram commands are off: TELEGRAM_BOT_TOKEN is not set")
-        return None
-    # local: python-telegram-bot costs ~7 MB of RSS that a sidecar without TELEGRAM_BOT_TOKEN never uses
-    from mcp.telegram_backend import build_telegram_commands
-
-    return build_telegram_commands(graph)
-
-
-# --- issue 9 (i9alerts): alert rules + daily report, and the dead man's switch heartbeat ---------------
-def _alert_rules(graph: SidecarGraph) -> Server | None:
-    monitoring = graph.server("monitoring")
-    if monitoring is None:
-        logger.info("alert rules are off: the monitoring server does not run in this sidecar")
-        return None
-    return AlertRulesServer(graph.settings, monitoring)
-
-
-def _heartbeat(graph: SidecarGraph) -> Server | None:
-    if graph.settings.heartbeat_url is None:
-        return None  # optional: HEARTBEAT_URL unset means no external dead man's switch
-    return HeartbeatServer.from_settings(graph.settings)
-
-
-SERVICES: dict[str, ServiceFactory] = {
-    "risk_integrator": _risk_integrator,
-    "telegram_commands": _telegram_commands,
-    "alert_rules": _alert_rules,
-    "heartbeat": _heartbeat,
-}
-
-
-def build_services(
-    graph: SidecarGraph, factories: Mapping[str, ServiceFactory] | None = None
-) -> tuple[list[Server], dict[str, str]]:
-    """Build the services of `all` over `graph`; returns (services, {name: why unavailable}).
-
-    A factory that answers None leaves its service off; one that raises is reported, like a server.
-    """
-    built: list[Server] = []
-    unavailable: dict[str, str] = {}
-    for name, factory in (SERVICES if factories is None else factories).items():
-        if name in SERVERS:
-            raise ValueError(f"service name {name!r} is already a server name; expected a name not in {list(SERVERS)}")
-        service, why = _build_one(name, factory, graph, "service")
-        if why:
-            unavailable[name] = why
-        if service is None:
-            continue
-        graph.servers[name] = service
-        built.append(service)
-    return built, unavailable

@@ -1,14 +1,9 @@
-"""The sidecar's object graph: what a server's or service's factory receives (issue 12).
+"""The sidecar's object graph: what each server's or service's factory receives (issue 12).
 
-`mcp.server_registry.build_graph` builds it once per process, in this order:
-
-    settings ─┬─> gated servers (codebase_search, testing) ── gate: a DeferredGate, bound below
-              ├─> MCPRiskIntegrator(settings, search=<codebase_search>, testing=<testing>)
-              │        └─> DeferredGate.bind(integrator.gate)
-              └─> every other server, then the services of `all`, each given this graph
-
-A factory reads what it needs from the graph (settings, the integrator, the gate, the servers built before
-it, the state folder) and never looks anything up on its own, so a new server needs no new wiring.
+`mcp.sidecar_builder.build_graph` builds it once per process (its docstring draws the order). A factory
+reads what it needs from the graph (settings, the integrator, the gate, the servers built before it, the
+trading view, the state folder) and never looks anything up on its own, so a new server needs no new
+wiring: see mcp.server_registry.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from aiohttp import web
 from mcp.dashboard.security import DashboardBindError
 from mcp.monitoring.http import ServeError
 from mcp.monitoring_server import MonitoringServer
-from mcp.server_registry import build_graph
+from mcp.sidecar_builder import build_graph
 from tests.conftest import PROJECT_ROOT
 from tests.fakes.fake_host import FakeHost
 from tests.fakes.monitoring_builders import Clock, bot_snapshot, settings, write_state

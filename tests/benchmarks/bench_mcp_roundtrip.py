@@ -76,7 +76,7 @@ async def serve_http() -> None:
     from config.settings import load_settings
     from mcp.monitoring_server import MonitoringServer
     from mcp.protocol.http import add_mcp_routes
-    from mcp.server_registry import build_servers
+    from mcp.sidecar_builder import build_servers
     from mcp.sidecar_graph import SidecarGraph
     from mcp.tools.runtime import build_dispatcher
 
@@ -188,7 +188,7 @@ class HttpClient:
 async def in_process(settings: Settings) -> tuple[dict[str, Callable[..., Awaitable[Any]]], Any]:
     """The plain tool functions and a Dispatcher over the same servers, in this process."""
     from mcp.monitoring_server import MonitoringServer
-    from mcp.server_registry import build_servers
+    from mcp.sidecar_builder import build_servers
     from mcp.sidecar_graph import SidecarGraph
     from mcp.tools.runtime import build_dispatcher
 

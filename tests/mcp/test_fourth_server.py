@@ -20,7 +20,8 @@ import pytest
 
 from config.settings import Settings
 from mcp.main_mcp import build_parser, serve
-from mcp.server_registry import SERVERS, ServerSpec, build_graph, selected_servers
+from mcp.server_registry import SERVERS, ServerSpec, selected_servers
+from mcp.sidecar_builder import build_graph
 from mcp.sidecar_graph import SidecarGraph
 from mcp.status import STATUS_FILE_NAME, status_command
 from mcp.tools.runtime import build_dispatcher

@@ -19,7 +19,7 @@ from config.mcp_config import ConfigurationError, validate_monitoring_config
 from config.settings import Settings
 from mcp.heartbeat import HeartbeatServer, mask_url
 from mcp.server import Server
-from mcp.server_registry import build_graph
+from mcp.sidecar_builder import build_graph
 from tests.conftest import PROJECT_ROOT
 from tests.fakes.loopback import serve_on_loopback
 from tests.live_stack import clean_env, free_port, python, start_child

@@ -13,10 +13,11 @@ import pytest
 
 from config.settings import Settings
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator
-from mcp import server_registry
+from mcp import sidecar_builder
 from mcp.main_mcp import _close_loop, build_parser, effective_health_interval, serve
 from mcp.server import Server
-from mcp.server_registry import SERVERS, build_graph, build_servers, selected_servers
+from mcp.server_registry import SERVERS, SERVICES, ServerSpec, resolve_factory, selected_servers
+from mcp.sidecar_builder import build_graph, build_servers
 from mcp.sidecar_graph import DeferredGate, SidecarGraph
 from tests.fakes.fake_servers import ReadyServer
 from utils.sd_notify import SystemdNotifier
@@ -94,7 +95,7 @@ def test_the_graph_builds_the_gated_servers_then_the_integrator_over_them_then_t
         capabilities.update(kw)
         return MCPRiskIntegrator(config, **kw)
 
-    monkeypatch.setattr(server_registry, "MCPRiskIntegrator", integrator)
+    monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", integrator)
     config = settings(state_dir=tmp_path)
     sidecar = build_graph(config, list(SERVERS), overrides={name: recording(name) for name in SERVERS})
     graph = sidecar.graph
@@ -122,7 +123,7 @@ async def test_without_an_integrator_heavy_work_is_refused_with_the_reason(
     def broken(_config: Settings, **_kw: Any) -> MCPRiskIntegrator:
         raise OSError("state file unreadable")
 
-    monkeypatch.setattr(server_registry, "MCPRiskIntegrator", broken)
+    monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", broken)
     config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
     sidecar = build_graph(config, list(SERVERS), services=True)
     assert sidecar.graph.integrator is None
@@ -250,3 +251,47 @@ def test_close_loop_reports_a_task_that_ignores_cancellation() -> None:
     loop.run_until_complete(main())
     assert _close_loop(loop, executor) is False  # main() then leaves with os._exit instead of hanging
     assert loop.is_closed()
+
+
+def test_every_registry_entry_names_a_factory_that_imports() -> None:
+    for name, spec in SERVERS.items():
+        assert callable(resolve_factory(spec.factory)), name
+    for name, factory in SERVICES.items():
+        assert callable(resolve_factory(factory)), name
+
+
+@pytest.mark.parametrize(
+    ("reference", "error", "words"),
+    [
+        ("mcp.sidecar_builder", ValueError, "expected 'package.module:attribute'"),
+        (":monitoring_server", ValueError, "expected 'package.module:attribute'"),
+        ("mcp.sidecar_builder:nothing_here", TypeError, "has no callable 'nothing_here'"),
+        ("mcp.sidecar_builder:SERVERS", TypeError, "has no callable 'SERVERS'"),
+        ("mcp.no_such_module:build", ModuleNotFoundError, "mcp.no_such_module"),
+    ],
+)
+def test_a_malformed_factory_reference_says_what_is_expected(reference: str, error: type, words: str) -> None:
+    with pytest.raises(error, match=words):
+        resolve_factory(reference)
+
+
+def test_a_server_whose_module_cannot_be_imported_is_unavailable_by_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(SERVERS, "gone", ServerSpec("mcp.no_such_module:build", None, gated=False))
+    servers, unavailable = build_servers(["gone", "monitoring"], SidecarGraph(settings()))
+    assert [s.name for s in servers] == ["monitoring"]
+    assert unavailable == {"gone": "ModuleNotFoundError: No module named 'mcp.no_such_module'"}
+
+
+def test_the_bot_s_start_up_check_loads_no_server(tmp_path: Path) -> None:
+    # main.py imports mcp.preflight, hence the registry: no server module may come with it (the bot's RSS)
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, mcp.preflight\n"
+        "heavy = [m for m in ('mcp.codebase_search', 'mcp.testing_server', 'mcp.monitoring_server', "
+        "'mcp.sidecar_builder', 'mcp.risk_watch', 'core.integrations.mcp_risk_integration') if m in sys.modules]\n"
+        "print(heavy)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"

@@ -25,13 +25,14 @@ import pytest
 
 from config.settings import Settings
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator
-from mcp import server_registry
+from mcp import sidecar_builder
 from mcp.health import HealthStatus
 from mcp.monitoring.wiring import MonitoringSources
 from mcp.monitoring_server import MonitoringServer
 from mcp.risk_watch import RiskWatchServer, run_to_verify, watch_status
 from mcp.server import Server
-from mcp.server_registry import SERVERS, SERVICES, build_graph, build_services, monitoring_server
+from mcp.server_registry import SERVERS, SERVICES
+from mcp.sidecar_builder import build_graph, build_services, monitoring_server
 from mcp.sidecar_graph import DeferredGate, SidecarGraph
 from mcp.testing_server import TestingServer
 from tests.fakes.fake_host import FakeHost
@@ -471,7 +472,7 @@ async def test_the_watch_the_gate_and_the_monitoring_health_share_the_sidecar_s_
     tree = FakeProc(pid=100, rss_mb=2000.0)  # over the memory limit from the start
     integrator = MCPRiskIntegrator(settings, process=tree.handle(), alert=AlertLog())
     # the sidecar's graph builds this integrator (a fake process tree instead of this process's)
-    monkeypatch.setattr(server_registry, "MCPRiskIntegrator", lambda _settings, **_kw: integrator)
+    monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", lambda _settings, **_kw: integrator)
     sources = MonitoringSources(
         psutil_like=FakeHost(),  # type: ignore[arg-type]
         pid_exists=lambda pid: False,

@@ -27,7 +27,7 @@ from mcp.monitoring.gate_status import IntegratorGateStatus
 from mcp.monitoring.wiring import MonitoringSources
 from mcp.monitoring_server import MonitoringServer
 from mcp.server import Server
-from mcp.server_registry import build_graph
+from mcp.sidecar_builder import build_graph
 from mcp.sidecar_graph import SidecarGraph
 from mcp.telegram_backend import (
     SidecarCommandBackend,
