@@ -338,6 +338,7 @@ def _stdio(settings: Settings, requested: Sequence[str]) -> int:
         return EXIT_BAD_CONFIG
     fds = _STDIO_FDS if _STDIO_FDS is not None else claim_stdio()
     configure_logging(settings)  # stderr only: one process per assistant session, no shared log file
+    configure_alerts(settings)  # the monitoring's alert figures from these settings, not a second copy
     names = list(dict.fromkeys(requested)) or selected_servers("all", settings)
     if not names:
         print("error: no server enabled and none named", file=sys.stderr)
