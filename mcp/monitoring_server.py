@@ -63,7 +63,7 @@ class MonitoringServer:
     `sources` (mcp.monitoring.wiring.MonitoringSources) is what the checks read; each field left None gets
     its production default (psutil, the supervisor's status file until `set_server_states` is called, the
     process's alert manager). The gate block of /health and POST /reset-circuit-breaker need the sidecar's
-    MCPRiskIntegrator: `sources.gate_status` and `reset_breaker` (mcp.server_registry wires both). Tests
+    MCPRiskIntegrator: `sources.gate_status` and `reset_breaker` (mcp.sidecar_builder wires both). Tests
     pass fakes.
     """
 

@@ -6,7 +6,7 @@ enables it when MCP_INTEGRATION_ENABLED says so. Then, every MONITOR_INTERVAL_SE
 runs the half-open trial once the cooldown is over), and after each new test run of the testing server
 it calls `verify_test_coverage()` (coverage below 0.8 × the threshold trips, below the threshold alerts).
 
-It is given the same integrator as the rest of the sidecar (mcp.server_registry builds it once): the gate the
+It is given the same integrator as the rest of the sidecar (mcp.sidecar_builder builds it once): the gate the
 codebase search and testing servers ask, the "gate" block of the monitoring's /health, the dashboard's
 reset and Telegram's /reset_mcp all see one breaker. It is always on in `all` and never gated itself:
 watching is how heavy work gets deferred, so it must keep running while heavy work is held back.
@@ -123,7 +123,7 @@ def coverage_figures(result: Mapping[str, Any]) -> dict[str, Any]:
 class RiskWatchServer:
     """Runs the integrator's monitoring and coverage checks (see the module docstring); no tools of its own.
 
-    `integrator` is the sidecar's MCPRiskIntegrator (mcp.server_registry builds it once and hands it to
+    `integrator` is the sidecar's MCPRiskIntegrator (mcp.sidecar_builder builds it once and hands it to
     everyone). `testing` is the sidecar's TestingServer, or None when it does not run.
     """
 

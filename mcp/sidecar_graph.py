@@ -12,10 +12,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from config.settings import Settings
 from mcp.server import Server
+
+if TYPE_CHECKING:
+    from core.integrations.mcp_risk_integration import MCPRiskIntegrator
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +68,7 @@ class SidecarGraph:
     settings: Settings
     # None: heavy work ungated (benchmarks and tests of the servers alone); build_graph always has one
     gate: DeferredGate | None = field(default_factory=DeferredGate)
-    integrator: Any = None
+    integrator: MCPRiskIntegrator | None = None
     integrator_problem: str | None = None
     # the bot's trading view (snapshot + ledger, read-only): the dashboard, Telegram and the MCP tools
     trading: Any = None

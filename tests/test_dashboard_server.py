@@ -201,7 +201,7 @@ async def test_without_dashboard_enabled_nothing_listens(tmp_path: Path, running
 async def test_the_reset_is_the_sidecar_s_integrator(tmp_path: Path, running: Callable[..., Any]) -> None:
     # the graph of `python -m mcp.main_mcp all`: one integrator, its reset behind POST /reset-circuit-breaker
     config = settings(tmp_path, dashboard_token=TOKEN, dashboard_port=0, metrics_enabled=False)
-    sidecar = build_graph(config, ["monitoring"])
+    sidecar = await asyncio.to_thread(build_graph, config, ["monitoring"])  # file reads: off the loop
     integrator = sidecar.graph.integrator
     await integrator.trip_mcp_circuit_breaker("sidecar memory 2000 MB is over MCP_RESOURCE_LIMIT_MB=1000")
     server = await running(sidecar.servers[0])

@@ -43,7 +43,7 @@ def gate_summary(
 
 
 class IntegratorGateStatus:
-    """Reads the sidecar's MCPRiskIntegrator (the one mcp.server_registry built and hands to everyone)."""
+    """Reads the sidecar's MCPRiskIntegrator (the one mcp.sidecar_builder built and hands to everyone)."""
 
     def __init__(
         self, settings: Settings, integrator: Any, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)

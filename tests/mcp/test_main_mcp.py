@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -111,7 +112,7 @@ def test_the_graph_builds_the_gated_servers_then_the_integrator_over_them_then_t
 
 async def test_the_gate_the_servers_hold_answers_with_the_integrator(tmp_path: Path) -> None:
     config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
-    graph = build_graph(config, list(SERVERS)).graph
+    graph = (await asyncio.to_thread(build_graph, config, list(SERVERS))).graph
     await graph.integrator.trip_mcp_circuit_breaker("sidecar memory 2000 MB is over MCP_RESOURCE_LIMIT_MB=1000")
     decision = await graph.gate("scan")
     assert not decision.allowed and "MCP circuit breaker is open" in decision.reason
@@ -125,7 +126,7 @@ async def test_without_an_integrator_heavy_work_is_refused_with_the_reason(
 
     monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", broken)
     config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
-    sidecar = build_graph(config, list(SERVERS), services=True)
+    sidecar = await asyncio.to_thread(functools.partial(build_graph, config, list(SERVERS), services=True))
     assert sidecar.graph.integrator is None
     with pytest.raises(RuntimeError, match="MCP risk integrator cannot be built: OSError: state file unreadable"):
         await sidecar.graph.gate("scan")

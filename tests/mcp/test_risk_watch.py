@@ -479,7 +479,8 @@ async def test_the_watch_the_gate_and_the_monitoring_health_share_the_sidecar_s_
         server_states=lambda: {},
         alert_stats=lambda: None,
     )
-    sidecar = build_graph(
+    build = functools.partial(
+        build_graph,
         settings,
         ["testing", "monitoring"],
         services=True,
@@ -491,6 +492,7 @@ async def test_the_watch_the_gate_and_the_monitoring_health_share_the_sidecar_s_
         },
         service_factories={"risk_integrator": SERVICES["risk_integrator"]},
     )
+    sidecar = await asyncio.to_thread(build)  # file reads: off the loop
     assert sidecar.unavailable == {}
     assert [server.name for server in sidecar.servers] == ["testing", "monitoring", "risk_integrator"]
     watch, monitoring = sidecar.servers[2], sidecar.servers[1]
