@@ -86,6 +86,7 @@ class MonitoringServer:
         http_optional: bool = False,
         dashboard_extensions: Sequence[Extension] = (),
         dashboard_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        trading: Any = None,
     ) -> None:
         self.settings = settings if settings is not None else get_settings()
         self.sources = (MonitoringSources() if sources is None else sources).resolved(self.settings)
@@ -112,6 +113,8 @@ class MonitoringServer:
         # routes mounted on the dashboard's app (MCP over HTTP at /mcp) and the body limit they need
         self.dashboard_extensions = tuple(dashboard_extensions)
         self.dashboard_max_body_bytes = dashboard_max_body_bytes
+        # the trading view the dashboard's /api/trading reads (the sidecar's one); None: the view of STATE_DIR
+        self.trading = trading
         self._runners: list[web.AppRunner] = []
 
     def set_server_states(self, source: ServerStatesSource) -> None:
@@ -134,6 +137,7 @@ class MonitoringServer:
                         port=self.dashboard_port,
                         extend=self.dashboard_extensions,
                         max_body_bytes=self.dashboard_max_body_bytes,
+                        trading_source=self.trading,
                     )
                 )
             if self.serve_metrics:

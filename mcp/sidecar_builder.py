@@ -60,6 +60,7 @@ def monitoring_server(graph: SidecarGraph, *, sources: MonitoringSources | None 
         graph.settings,
         sources=replace(MonitoringSources() if sources is None else sources, gate_status=gate_status),
         reset_breaker=None if integrator is None else integrator.reset_mcp_circuit_breaker,
+        trading=graph.trading,
         **options,
     )
 

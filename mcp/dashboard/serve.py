@@ -30,6 +30,7 @@ async def start_dashboard(
     port: int,
     extend: Sequence[Extension] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    trading_source: Any = None,
 ) -> tuple[web.AppRunner, int]:
     """Serve the dashboard on `host`:`port` (the monitoring server's DASHBOARD_HOST and DASHBOARD_PORT, read
     once there); returns (runner, bound port). Without `reset_breaker` POST /reset-circuit-breaker answers 503.
@@ -47,6 +48,7 @@ async def start_dashboard(
         registry=registry,
         extend=extend,
         max_body_bytes=max_body_bytes,
+        trading_source=trading_source,  # None: the view of STATE_DIR
         # issue 11: beyond loopback, /, /health, /api/* and /metrics need the token (bearer or /login cookie)
         read_token_required=not is_loopback_host(host),
     )

@@ -152,6 +152,7 @@ def test_the_real_servers_build_with_the_integrator_gate(tmp_path: Path) -> None
     # one Settings object for the whole graph; the dashboard's reset is the integrator's
     assert monitoring.settings is config and sidecar.graph.integrator.settings is config
     assert monitoring._reset_breaker == sidecar.graph.integrator.reset_mcp_circuit_breaker
+    assert monitoring.trading is sidecar.graph.trading  # one reader of the bot's trading view
 
 
 async def wait_for_file(path: Path) -> None:
