@@ -1,8 +1,9 @@
 """`MonitoringSources`: everything the monitoring checks read, and how they are timed, in one value.
 
 The monitoring server, its service and the checks each took the same dozen keywords and passed them on
-unchanged (issue 12). They now take one `MonitoringSources`; every field has its production default, so
-`MonitoringSources()` is the real thing and a test replaces only what it fakes:
+unchanged (issue 12). They now take one `MonitoringSources`; every field has its production default (the
+gate block's source excepted: only the sidecar's graph has the integrator, mcp.sidecar_builder wires it), so
+a test replaces only what it fakes:
 
     MonitoringServer(settings, sources=MonitoringSources(psutil_like=FakeHost(), clock=clock, hold=0.0))
 """
