@@ -71,8 +71,12 @@ SECTIONS: dict[str, dict[str, str]] = {
         "mcp_testing_enabled": "run the testing server",
         "mcp_monitoring_enabled": "run the monitoring server",
         "mcp_resource_limit_mb": "total RSS of the sidecar's process tree that trips the MCP breaker",
-        "mcp_resource_limit_cpu_percent": "total CPU % of the sidecar's process tree that trips the MCP breaker",
-        "mcp_breaker_cpu_limit_percent": "CPU limit used by CircuitBreaker.check_mcp_resource_usage",
+        "mcp_resource_limit_cpu_percent": "the sidecar's hard CPU limit (% of one core, like the unit's "
+        "CPUQuota=15%): its process tree's non-idle CPU over this for 2 checks in a row trips the MCP breaker "
+        "(heavy work deferred); the sidecar reads critical",
+        "mcp_breaker_cpu_limit_percent": "not the MCP breaker's limit: the CPU % above which the trading "
+        "breaker's CircuitBreaker.check_mcp_resource_usage(cpu_percent, ...) returns False; the failed check is "
+        "only recorded in its state file, nothing trips",
         "mcp_integration_enabled": "main.py spawns the sidecar (false: the bot runs alone)",
         "mcp_circuit_breaker_enabled": "the MCP breaker may defer the sidecar's heavy work",
         "mcp_circuit_breaker_cooldown_seconds": "wait before a half-open recovery trial",
@@ -97,7 +101,8 @@ SECTIONS: dict[str, dict[str, str]] = {
         "alert_enabled": "send alerts",
         "metrics_enabled": "serve Prometheus metrics",
         "monitor_interval_seconds": "health-check interval",
-        "monitoring_max_cpu_percent": "the sidecar's own CPU % above which it reports itself degraded",
+        "monitoring_max_cpu_percent": "the sidecar's own CPU % above which it reports itself degraded (a "
+        "warning alert, nothing is deferred); MCP_RESOURCE_LIMIT_CPU_PERCENT is the critical level",
         "monitoring_max_memory_mb": "the sidecar's own RSS above which it reports itself degraded",
         "dashboard_host": "dashboard bind address; a non-loopback address requires DASHBOARD_TOKEN",
         "dashboard_port": "dashboard, /health, /mcp and /metrics",

@@ -29,19 +29,13 @@ class TripKind(StrEnum):
     CORRUPT_STATE = "corrupt_state"
 
 
-class CoverageLevel(StrEnum):
-    OK = "ok"
-    BELOW_THRESHOLD = "below_threshold"
-    CRITICAL = "critical"
-
-
 # How each kind of trip ends: at the next trading-day boundary, after the cooldown, or only by a human.
 LATCHED_UNTIL_DAY_BOUNDARY = frozenset({TripKind.DAILY_LOSS})
 CLEARED_BY_COOLDOWN = frozenset({TripKind.CONSECUTIVE_LOSSES, TripKind.ERROR_BURST})
 MANUAL_RESET_ONLY = frozenset({TripKind.CORRUPT_STATE})
 
-# Coverage below this fraction of the threshold is "critical" (0.8 × 85 % = 68 %, the user's test plan).
-CRITICAL_COVERAGE_RATIO = 0.8
+# CircuitBreaker.check_mcp_resource_usage's CPU limit when none is configured (SPEC: "default 5.0 %");
+# MCP_BREAKER_CPU_LIMIT_PERCENT sets it. The coverage rule lives in core.integrations.rules.
 DEFAULT_MCP_CPU_LIMIT_PERCENT = 5.0
 
 
@@ -158,11 +152,6 @@ def errors_in_window(times: Iterable[datetime], now: datetime, window_seconds: f
     return [t for t in times if in_window(t, now, window_seconds)]
 
 
-def error_burst_trips(times: Sequence[datetime], now: datetime, window_seconds: float, burst_count: int) -> bool:
-    """True when at least `burst_count` errors happened within the window ending at `now`."""
-    return len(errors_in_window(times, now, window_seconds)) >= burst_count
-
-
 @dataclass(frozen=True, slots=True)
 class TripDecision:
     """A decision to halt: which kind of trip, the reason for the operator, and the figures behind it."""
@@ -233,11 +222,6 @@ def error_burst_trip(
     )
 
 
-def cooldown_expired(tripped_at: datetime, cooldown_seconds: float, now: datetime) -> bool:
-    """True once `cooldown_seconds` have passed since the trip."""
-    return now >= tripped_at + timedelta(seconds=cooldown_seconds)
-
-
 def halt_ends_at(
     kind: TripKind, now: datetime, tz: tzinfo, cooldown_seconds: float, trading_day: date | None = None
 ) -> datetime | None:
@@ -261,23 +245,7 @@ def outlasts(new_until: datetime | None, current_until: datetime | None) -> bool
     return new_until is None or new_until > current_until
 
 
-def mcp_coverage_ok(coverage: float, threshold: float) -> bool:
-    """True iff the measured test coverage reaches the threshold (both fractions, 0.85 = 85 %)."""
-    return coverage >= threshold
-
-
-def coverage_level(coverage: float, threshold: float) -> CoverageLevel:
-    """OK at/above the threshold, CRITICAL below 0.8 × threshold, BELOW_THRESHOLD in between."""
-    if mcp_coverage_ok(coverage, threshold):
-        return CoverageLevel.OK
-    if coverage < CRITICAL_COVERAGE_RATIO * threshold:
-        return CoverageLevel.CRITICAL
-    return CoverageLevel.BELOW_THRESHOLD
-
-
-def resource_violations(
-    cpu_percent: float, memory_mb: float, limit_mb: float, cpu_limit_percent: float = DEFAULT_MCP_CPU_LIMIT_PERCENT
-) -> list[str]:
+def resource_violations(cpu_percent: float, memory_mb: float, limit_mb: float, cpu_limit_percent: float) -> list[str]:
     """Each resource limit the sidecar exceeds, as a sentence with the figures (empty when within limits)."""
     problems = []
     if memory_mb > limit_mb:
@@ -285,10 +253,3 @@ def resource_violations(
     if cpu_percent > cpu_limit_percent:
         problems.append(f"CPU {cpu_percent:.1f} % above the limit {cpu_limit_percent:.1f} %")
     return problems
-
-
-def mcp_resources_ok(
-    cpu_percent: float, memory_mb: float, limit_mb: float, cpu_limit_percent: float = DEFAULT_MCP_CPU_LIMIT_PERCENT
-) -> bool:
-    """False iff memory_mb > limit_mb or cpu_percent > cpu_limit_percent."""
-    return not resource_violations(cpu_percent, memory_mb, limit_mb, cpu_limit_percent)

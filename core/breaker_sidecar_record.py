@@ -11,16 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from core.breaker_rules import (
-    CRITICAL_COVERAGE_RATIO,
-    CoverageLevel,
-    coverage_level,
-    fraction,
-    mcp_coverage_ok,
-    positive,
-    resource_figure,
-    resource_violations,
-)
+from core.breaker_rules import fraction, positive, resource_figure, resource_violations
+from core.integrations.rules import CoverageVerdict, coverage_verdict, critical_coverage_below
 
 logger = logging.getLogger("core.circuit_breaker")
 
@@ -45,24 +37,24 @@ class McpRecord:
         """Count one coverage check and keep its result; True iff coverage ≥ threshold."""
         coverage = fraction("coverage", coverage)
         threshold = fraction("threshold", threshold)
-        ok = mcp_coverage_ok(coverage, threshold)
-        level = coverage_level(coverage, threshold)
+        verdict = coverage_verdict(coverage, threshold)
+        ok = verdict is CoverageVerdict.OK
         self.coverage_checks += 1
         self.coverage_failures += 0 if ok else 1
-        self.critical_coverage_checks += 1 if level is CoverageLevel.CRITICAL else 0
+        self.critical_coverage_checks += 1 if verdict is CoverageVerdict.CRITICAL else 0
         self.last_coverage_check = {
             "at": now.isoformat(),
             "coverage": coverage,
             "threshold": threshold,
             "ok": ok,
-            "level": str(level),
-            "critical_below": CRITICAL_COVERAGE_RATIO * threshold,
+            "level": str(verdict),  # the persisted key stays "level"; its values are the verdict's
+            "critical_below": critical_coverage_below(threshold),
         }
-        if level is CoverageLevel.CRITICAL:
+        if verdict is CoverageVerdict.CRITICAL:
             logger.warning(
                 "MCP test coverage %.1f %% is critically low (below %.1f %%, threshold %.1f %%)",
                 coverage * 100,
-                CRITICAL_COVERAGE_RATIO * threshold * 100,
+                critical_coverage_below(threshold) * 100,
                 threshold * 100,
             )
         return ok

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 from core.breaker_io import AlertCallback, AlertDispatcher, BreakerPersistenceError, StateStore, UnusableStateFile
 from core.breaker_rules import (
-    CRITICAL_COVERAGE_RATIO,
     DEFAULT_MCP_CPU_LIMIT_PERCENT,
     LATCHED_UNTIL_DAY_BOUNDARY,
     MANUAL_RESET_ONLY,
@@ -54,6 +53,7 @@ from core.breaker_rules import (
     zone,
 )
 from core.breaker_state import BreakerRecord, Trip, iso, record_to_json
+from core.integrations.rules import critical_coverage_below
 from utils.secrets import mask_wallet
 
 if TYPE_CHECKING:
@@ -288,7 +288,7 @@ class CircuitBreaker:
         mcp = self._record.mcp
         return {
             **mcp.to_json(),
-            "critical_coverage_below": CRITICAL_COVERAGE_RATIO * mcp.test_coverage_threshold,
+            "critical_coverage_below": critical_coverage_below(mcp.test_coverage_threshold),
             "cpu_limit_percent": self.mcp_cpu_limit_percent,
         }
 

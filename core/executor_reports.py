@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
+
+from core.integrations.rules import CoverageVerdict, coverage_verdict, critical_coverage_below
 
 # Where each risk parameter comes from and who enforces it: one table feeds the snapshot's
 # `risk_parameters`, the usage report and the sidecar's view (names are Settings fields; the env var is
@@ -46,8 +46,6 @@ RISK_FILES: tuple[str, ...] = (
     "core/circuit_breaker.py",
     "core/risk_snapshot.py",
 )
-# SPEC §7: below the threshold is worth an alert; below 0.8 × threshold trips the MCP breaker.
-CRITICAL_COVERAGE_FACTOR = 0.8
 
 
 def risk_parameter_values(settings: Any, max_daily_loss: float | None = None) -> dict[str, float | int]:
@@ -86,58 +84,43 @@ def usage_report(
     }
 
 
-class CoverageImpact(StrEnum):
-    NONE = "none"
-    WARNING = "warning"
-    CRITICAL = "critical"
-
-
-@dataclass(frozen=True, slots=True)
-class CoverageAssessment:
-    coverage: float
-    threshold: float
-    critical_below: float
-    impact: CoverageImpact
-
-    @property
-    def meets_threshold(self) -> bool:
-        return self.impact is CoverageImpact.NONE
-
-
-def assess_coverage(coverage: float, threshold: float) -> CoverageAssessment:
-    """Grade a test-coverage fraction against the threshold (both within [0, 1])."""
-    for name, value in (("coverage", coverage), ("threshold", threshold)):
-        is_number = not isinstance(value, bool) and isinstance(value, int | float)
-        if not (is_number and math.isfinite(value) and 0.0 <= value <= 1.0):
-            raise ValueError(f"{name} must be a fraction within [0, 1] (0.85 means 85 %), received {value!r}")
-    critical_below = threshold * CRITICAL_COVERAGE_FACTOR
-    if coverage >= threshold:
-        impact = CoverageImpact.NONE
-    elif coverage >= critical_below:
-        impact = CoverageImpact.WARNING
-    else:
-        impact = CoverageImpact.CRITICAL
-    return CoverageAssessment(float(coverage), float(threshold), critical_below, impact)
-
-
-_RECOMMENDATIONS = {
-    CoverageImpact.NONE: "coverage meets the threshold; no action",
-    CoverageImpact.WARNING: "coverage is below the threshold: add tests for the risk files before changing them",
-    CoverageImpact.CRITICAL: (
+# The executor's word for each coverage verdict: the `impact` values of check_mcp_test_coverage_impact.
+COVERAGE_IMPACT: dict[CoverageVerdict, str] = {
+    CoverageVerdict.OK: "none",
+    CoverageVerdict.BELOW_THRESHOLD: "warning",
+    CoverageVerdict.CRITICAL: "critical",
+}
+_RECOMMENDATIONS: dict[CoverageVerdict, str] = {
+    CoverageVerdict.OK: "coverage meets the threshold; no action",
+    CoverageVerdict.BELOW_THRESHOLD: (
+        "coverage is below the threshold: add tests for the risk files before changing them"
+    ),
+    CoverageVerdict.CRITICAL: (
         "coverage is below 0.8 x threshold: the sidecar trips its MCP breaker; do not deploy risk-core changes"
     ),
 }
 
 
-def coverage_impact_report(assessment: CoverageAssessment) -> dict[str, Any]:
-    """The executor's view of a coverage figure; trading is never changed by it."""
+def _coverage_fraction(name: str, value: float) -> float:
+    is_number = not isinstance(value, bool) and isinstance(value, int | float)
+    if not (is_number and math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise ValueError(f"{name} must be a fraction within [0, 1] (0.85 means 85 %), received {value!r}")
+    return float(value)
+
+
+def coverage_impact_report(coverage: float, threshold: float) -> dict[str, Any]:
+    """The executor's view of a coverage fraction against the threshold (both in [0, 1]); trading is never
+    changed by it. The grading is core.integrations.rules.coverage_verdict, the sidecar's own rule."""
+    coverage = _coverage_fraction("coverage", coverage)
+    threshold = _coverage_fraction("threshold", threshold)
+    verdict = coverage_verdict(coverage, threshold)
     return {
-        "coverage": assessment.coverage,
-        "threshold": assessment.threshold,
-        "critical_below": assessment.critical_below,
-        "meets_threshold": assessment.meets_threshold,
-        "impact": assessment.impact.value,
+        "coverage": coverage,
+        "threshold": threshold,
+        "critical_below": critical_coverage_below(threshold),
+        "meets_threshold": verdict is CoverageVerdict.OK,
+        "impact": COVERAGE_IMPACT[verdict],
         "risk_files": list(RISK_FILES),
         "trading_affected": False,
-        "recommendation": _RECOMMENDATIONS[assessment.impact],
+        "recommendation": _RECOMMENDATIONS[verdict],
     }

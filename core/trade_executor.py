@@ -34,7 +34,6 @@ from core.execution_result import (
 from core.executor_reports import (
     EXTRA_USAGE_PARAMETERS,
     TRIP_KIND_PARAMETER,
-    assess_coverage,
     coverage_impact_report,
     risk_parameter_values,
     usage_report,
@@ -598,7 +597,7 @@ class TradeExecutor:
 
     async def check_mcp_test_coverage_impact(self, coverage: float) -> dict[str, Any]:
         """How a test-coverage figure (0..1) bears on the risk code; never changes trading."""
-        return coverage_impact_report(assess_coverage(coverage, self.settings.mcp_testing_coverage_target))
+        return coverage_impact_report(coverage, self.settings.mcp_testing_coverage_target)
 
     async def get_risk_parameter_usage_report(self) -> dict[str, Any]:
         """Each risk parameter: value, setting, how many checks used it and how many denials it caused."""

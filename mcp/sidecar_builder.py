@@ -1,8 +1,8 @@
 """Builds the sidecar's object graph once: the one place where its parts are made and handed each other.
 
-    settings ─┬─> the gated servers of the command (codebase_search, testing) ── gate: a DeferredGate
-              ├─> MCPRiskIntegrator(settings, search=<codebase_search>, testing=<testing>)
-              │        └─> the DeferredGate is bound to integrator.gate
+    settings ─┬─> HeavyWorkGate.from_settings(settings)                  (the integrator's gate)
+              ├─> the gated servers of the command (codebase_search, testing), given work_gate.gate
+              ├─> MCPRiskIntegrator(settings, search=<codebase_search>, testing=<testing>, work_gate=…)
               ├─> every other server (monitoring: the integrator's gate block and MCP breaker reset)
               └─> with `all`, the services (the integrator's watch, Telegram, alert rules, heartbeat)
 
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from config.settings import Settings
-from core.integrations.mcp_risk_integration import MCPRiskIntegrator
+from core.integrations.heavy_work_gate import HeavyWorkGate
+from core.integrations.mcp_risk_integration import MCPRiskIntegrator, set_process_integrator
 from mcp.alert_rules_server import AlertRulesServer
 from mcp.codebase_search import CodebaseSearchServer
 from mcp.containment.runtime import get_process_containment
@@ -30,7 +31,7 @@ from mcp.monitoring_server import MonitoringServer
 from mcp.risk_watch import RiskWatchServer
 from mcp.server import Server
 from mcp.server_registry import SERVERS, SERVICES, ServerFactory, ServiceFactory, resolve_factory
-from mcp.sidecar_graph import DeferredGate, SidecarGraph
+from mcp.sidecar_graph import SidecarGraph, refusing_gate
 from mcp.testing_server import TestingServer
 from mcp.trading.source import TradingSource
 
@@ -99,37 +100,45 @@ def build_servers(
     return servers, unavailable
 
 
-def _capability(graph: SidecarGraph, name: str) -> Any:
-    """The running server `name` for the integrator, or a private one when it does not run here (the
-    integrator's scans and coverage checks still work: Telegram /scan, the test-plan snippets)."""
-    running = graph.server(name)
-    if running is not None:
-        return running
-    private, why = _build_one(name, SERVERS[name].factory, graph, "the integrator's private server")
-    if private is None:
-        logger.error("the integrator has no %s capability: %s", name, why)
-    return private
+def build_work_gate(graph: SidecarGraph) -> None:
+    """The integrator's HeavyWorkGate, built first: the gated servers ask it, the integrator is built over it.
+
+    When it cannot be built (its state file), the servers get a gate that refuses heavy work with the reason.
+    """
+    try:
+        work_gate = HeavyWorkGate.from_settings(graph.settings)
+    except Exception as e:
+        logger.exception("the MCP risk integrator's gate cannot be built: heavy work (scans, test runs) stays deferred")
+        graph.integrator_problem = f"{type(e).__name__}: {e}"
+        graph.gate = refusing_gate(f"the MCP risk integrator's gate cannot be built: {graph.integrator_problem}")
+        return
+    graph.work_gate = work_gate
+    graph.gate = work_gate.gate
 
 
 def build_integrator(graph: SidecarGraph) -> None:
-    """The MCPRiskIntegrator over the graph's search and testing servers; binds the gate to it.
+    """The MCPRiskIntegrator over the graph's gate and its search and testing servers (when they do not run
+    here, the integrator builds its own on first use: Telegram /scan, the test-plan snippets still work).
 
-    When it cannot be built, graph.integrator stays None and the gate refuses heavy work with the reason.
+    When it cannot be built, graph.integrator stays None and graph.integrator_problem says why.
     """
+    if graph.work_gate is None:
+        return  # its gate could not be built: the problem is recorded already
     try:
         integrator = MCPRiskIntegrator(
-            graph.settings, search=_capability(graph, SEARCH_SERVER), testing=_capability(graph, TESTING_SERVER)
+            graph.settings,
+            search=graph.server(SEARCH_SERVER),
+            testing=graph.server(TESTING_SERVER),
+            work_gate=graph.work_gate,
         )
     except Exception as e:
-        logger.exception("the MCP risk integrator cannot be built: heavy work (scans, test runs) stays deferred")
+        logger.exception("the MCP risk integrator cannot be built: the watch, the gate block and resets are off")
         graph.integrator_problem = f"{type(e).__name__}: {e}"
-        if graph.gate is not None:
-            graph.gate.fail(f"the MCP risk integrator cannot be built: {graph.integrator_problem}")
         return
     graph.integrator = integrator
-    # lead: set_process_integrator(integrator) here
-    if graph.gate is not None:
-        graph.gate.bind(integrator.gate)
+    # lead: set_process_integrator(integrator) here -- done: get_mcp_risk_integrator() (the user's facade, for
+    # snippets run in this process) answers with the graph's integrator; nothing in the product calls it
+    set_process_integrator(integrator)
 
 
 @dataclass
@@ -150,9 +159,11 @@ def build_graph(
     overrides: Mapping[str, ServerFactory] | None = None,
     service_factories: Mapping[str, ServiceFactory] | None = None,
 ) -> Sidecar:
-    """The sidecar's object graph, built once: the gated servers among `names`, the integrator over them,
-    the other servers, then (with `services`) the services of `all`. Servers keep the order of `names`."""
-    graph = SidecarGraph(settings, gate=DeferredGate(), trading=TradingSource.from_settings(settings))
+    """The sidecar's object graph, built once: the integrator's gate, the gated servers among `names`, the
+    integrator over both, the other servers, then (with `services`) the services of `all`. Servers keep the
+    order of `names`."""
+    graph = SidecarGraph(settings, trading=TradingSource.from_settings(settings))
+    build_work_gate(graph)
     gated = [name for name in names if SERVERS[name].gated]
     _, unavailable = build_servers(gated, graph, overrides)
     build_integrator(graph)

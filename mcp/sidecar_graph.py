@@ -18,6 +18,7 @@ from config.settings import Settings
 from mcp.server import Server
 
 if TYPE_CHECKING:
+    from core.integrations.heavy_work_gate import HeavyWorkGate
     from core.integrations.mcp_risk_integration import MCPRiskIntegrator
 
 logger = logging.getLogger(__name__)
@@ -26,48 +27,29 @@ logger = logging.getLogger(__name__)
 Gate = Callable[[str], Awaitable[Any]]
 
 
-class DeferredGate:
-    """The integrator's gate, handed to the gated servers before the integrator exists.
+def refusing_gate(why: str) -> Gate:
+    """A gate that refuses every job with `why` (the integrator's gate could not be built): the servers answer
+    a raising gate by deferring the work, so heavy work never runs ungated."""
 
-    The integrator is built with those servers (its search and testing capabilities), so the gate they ask
-    is bound to it right after, before anything runs. Unbound (the integrator could not be built), every
-    call raises, and the servers answer a raising gate by deferring the work: heavy work never runs ungated.
-    """
+    async def gate(kind: str) -> Any:
+        raise RuntimeError(why)
 
-    def __init__(self) -> None:
-        self._target: Gate | None = None
-        self._why_unbound = "the sidecar is still being built"
-
-    def bind(self, target: Gate) -> None:
-        """From now on, answer with `target` (the integrator's gate)."""
-        self._target = target
-
-    def fail(self, why: str) -> None:
-        """The integrator could not be built: every call says so."""
-        self._why_unbound = why
-
-    @property
-    def bound(self) -> bool:
-        """True once the integrator's gate is behind this one."""
-        return self._target is not None
-
-    async def __call__(self, kind: str) -> Any:
-        if self._target is None:
-            raise RuntimeError(f"no MCP risk integrator behind the gate: {self._why_unbound}")
-        return await self._target(kind)
+    return gate
 
 
 @dataclass
 class SidecarGraph:
     """Everything a factory may need, built once (see the module docstring).
 
-    `integrator` is None while the gated servers are built (it is built from them) and when it could not be
-    built at all (`integrator_problem` says why). `servers` holds what was built so far, by name.
+    `work_gate` (the integrator's HeavyWorkGate) is built first and `gate` is what the gated servers ask
+    (None: ungated, for benchmarks and tests of a server alone; build_graph always sets one). `integrator`
+    is None while the gated servers are built (it is built over them) and when it could not be built at all
+    (`integrator_problem` says why). `servers` holds what was built so far, by name.
     """
 
     settings: Settings
-    # None: heavy work ungated (benchmarks and tests of the servers alone); build_graph always has one
-    gate: DeferredGate | None = field(default_factory=DeferredGate)
+    work_gate: HeavyWorkGate | None = None
+    gate: Gate | None = None
     integrator: MCPRiskIntegrator | None = None
     integrator_problem: str | None = None
     # the bot's trading view (snapshot + ledger, read-only): the dashboard, Telegram and the MCP tools

@@ -39,3 +39,24 @@ def _restore_recursion_limit() -> Iterator[None]:
     sys.setrecursionlimit(_RECURSION_LIMIT_AT_START)
     yield
     sys.setrecursionlimit(_RECURSION_LIMIT_AT_START)
+
+
+# issue 12: process singletons
+# Each test starts and ends with no cached Settings, no alert manager and no process integrator, so a test
+# that builds one through its get_...() accessor never leaks it into the next. Three assignments: cheap.
+@pytest.fixture(autouse=True)
+def _fresh_process_singletons() -> Iterator[None]:
+    """Forget get_settings()'s cache, utils.alerts' manager and the process's MCPRiskIntegrator."""
+    # imported here to keep this whole block in one place at the end of the file (several branches edit it)
+    from config.settings import get_settings
+    from core.integrations.mcp_risk_integration import reset_process_integrator
+    from utils.alerts import reset_alert_manager
+
+    def reset() -> None:
+        get_settings.cache_clear()
+        reset_alert_manager()
+        reset_process_integrator()
+
+    reset()
+    yield
+    reset()

@@ -53,6 +53,22 @@ async def test_check_mcp_test_coverage(
     assert record["critical_coverage_checks"] == (1 if level == "critical" else 0)
 
 
+async def test_the_persisted_coverage_check_keeps_its_shape(state_file: Path, clock: FakeClock) -> None:
+    # issue 12: the one coverage rule replaced the breaker's own; the file's record is unchanged
+    breaker = make_breaker(state_file, clock)
+    await breaker.check_mcp_test_coverage(0.6, 0.85)
+
+    check = on_disk(state_file)["mcp_integration"]["last_coverage_check"]
+    assert check == {
+        "at": T0.isoformat(),
+        "coverage": 0.6,
+        "threshold": 0.85,
+        "ok": False,
+        "level": "critical",
+        "critical_below": 0.8 * 0.85,
+    }
+
+
 @pytest.mark.parametrize(
     ("cpu", "memory", "limit", "ok"),
     [

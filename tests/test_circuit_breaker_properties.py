@@ -22,21 +22,18 @@ from hypothesis import strategies as st
 
 from core.breaker_rules import (
     CLEARED_BY_COOLDOWN,
-    CoverageLevel,
+    DEFAULT_MCP_CPU_LIMIT_PERCENT,
     TradingState,
     TripKind,
-    cooldown_expired,
-    coverage_level,
-    error_burst_trips,
     evaluate_daily_loss,
     halt_ends_at,
     halt_over,
-    mcp_coverage_ok,
-    mcp_resources_ok,
     next_consecutive_losses,
     next_day_boundary,
+    resource_violations,
     trading_day_of,
 )
+from core.integrations.rules import CoverageVerdict, coverage_verdict
 from tests.circuit_breaker_support import FakeClock, make_breaker
 
 # no deadline: hypothesis would otherwise assert on wall-clock time per example
@@ -113,7 +110,6 @@ def test_new_york_trading_days_are_23_and_25_hours_long_on_dst_changes(day: date
 
 money = st.floats(min_value=-1e7, max_value=1e7, allow_nan=False, allow_infinity=False)
 limits = st.floats(min_value=0.01, max_value=1e6, allow_nan=False, allow_infinity=False)
-fractions = st.floats(min_value=0.0, max_value=1.0, allow_nan=False)
 
 
 @PROPERTY
@@ -135,16 +131,6 @@ def test_the_losing_streak_counts_losses_since_the_last_win(pnls: list[float]) -
 
 
 @PROPERTY
-@given(coverage=fractions, threshold=fractions)
-def test_coverage_decision_and_level(coverage: float, threshold: float) -> None:
-    ok = mcp_coverage_ok(coverage, threshold)
-    level = coverage_level(coverage, threshold)
-    assert ok == (coverage >= threshold)
-    assert (level is CoverageLevel.OK) == ok
-    assert (level is CoverageLevel.CRITICAL) == (not ok and coverage < 0.8 * threshold)
-
-
-@PROPERTY
 @given(
     cpu=st.floats(0, 400, allow_nan=False),
     memory=st.floats(0, 1e5, allow_nan=False),
@@ -154,14 +140,15 @@ def test_coverage_decision_and_level(coverage: float, threshold: float) -> None:
 def test_resources_fail_iff_memory_or_cpu_is_over_its_limit(
     cpu: float, memory: float, limit: float, cpu_limit: float
 ) -> None:
-    assert mcp_resources_ok(cpu, memory, limit, cpu_limit) == (memory <= limit and cpu <= cpu_limit)
+    assert (not resource_violations(cpu, memory, limit, cpu_limit)) == (memory <= limit and cpu <= cpu_limit)
 
 
 @pytest.mark.parametrize(
     ("coverage", "threshold", "ok"), [(0.85, 0.85, True), (0.75, 0.85, False), (0.50, 0.85, False)]
 )
 def test_the_user_plan_coverage_table(coverage: float, threshold: float, ok: bool) -> None:
-    assert mcp_coverage_ok(coverage, threshold) is ok
+    # the one coverage rule (core.integrations.rules) behind CircuitBreaker.check_mcp_test_coverage
+    assert (coverage_verdict(coverage, threshold) is CoverageVerdict.OK) is ok
 
 
 @pytest.mark.parametrize(
@@ -169,7 +156,7 @@ def test_the_user_plan_coverage_table(coverage: float, threshold: float, ok: boo
     [(1.0, 50, 200, True), (3.0, 50, 200, True), (1.0, 250, 200, False), (8.0, 50, 200, False)],
 )
 def test_the_user_plan_resource_table(cpu: float, memory: float, limit: float, ok: bool) -> None:
-    assert mcp_resources_ok(cpu, memory, limit) is ok  # the default CPU limit is 5 %
+    assert (not resource_violations(cpu, memory, limit, DEFAULT_MCP_CPU_LIMIT_PERCENT)) is ok  # 5 % by default
 
 
 @PROPERTY
@@ -184,7 +171,7 @@ def test_a_cooldown_halt_ends_exactly_when_the_cooldown_expires(
 ) -> None:
     until = halt_ends_at(kind, tripped_at, ZoneInfo("UTC"), cooldown)
     now = tripped_at + timedelta(microseconds=later)
-    assert halt_over(until, now) == cooldown_expired(tripped_at, cooldown, now)
+    assert halt_over(until, now) == (now >= tripped_at + timedelta(seconds=cooldown))
 
 
 @PROPERTY
@@ -293,7 +280,8 @@ def test_error_burst_with_bounded_memory_matches_the_full_history(gaps: list[int
             if halted_until is not None and now >= halted_until:
                 halted_until, history = None, []
             history.append(now)
-            if halted_until is None and error_burst_trips(history, now, window, burst):
+            in_window = [t for t in history if now - timedelta(seconds=window) < t <= now]
+            if halted_until is None and len(in_window) >= burst:
                 halted_until = now + timedelta(seconds=300)
 
             state = breaker.record_error("timeout")

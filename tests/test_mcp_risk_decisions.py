@@ -33,6 +33,7 @@ from core.integrations.rules import (
     ResourceLimits,
     coverage_trip_reason,
     coverage_verdict,
+    critical_coverage_below,
     latency_trip_reason,
     next_cpu_breaches,
     resource_trip_reasons,
@@ -358,6 +359,14 @@ def test_parse_kind() -> None:
 def test_coverage_verdict(coverage: float, verdict: CoverageVerdict) -> None:
     assert coverage_verdict(coverage, 0.85) is verdict
     assert (coverage_trip_reason(coverage, 0.85) is not None) is (verdict is CoverageVerdict.CRITICAL)
+
+
+@given(st.floats(0, 1), st.floats(0, 1))
+def test_coverage_verdict_is_ok_exactly_at_or_above_the_threshold(coverage: float, threshold: float) -> None:
+    verdict = coverage_verdict(coverage, threshold)
+    assert (verdict is CoverageVerdict.OK) == (coverage >= threshold)
+    assert (verdict is CoverageVerdict.CRITICAL) == (coverage < threshold and coverage < 0.8 * threshold)
+    assert critical_coverage_below(threshold) == 0.8 * threshold
 
 
 @given(st.floats(0, 1), st.floats(0, 1))

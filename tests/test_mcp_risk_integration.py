@@ -22,11 +22,17 @@ import pytest
 
 from config.settings import PROJECT_ROOT, Settings
 from core.circuit_breaker import CircuitBreaker
-from core.integrations import mcp_risk_integration, readonly
+from core.integrations import readonly
 from core.integrations.breaker_control import send_via_alerts_module
 from core.integrations.gate_rules import GateCode
+from core.integrations.heavy_work_gate import HeavyWorkGate
 from core.integrations.mcp_breaker import MAX_FAILED_RECOVERIES, BreakerState
-from core.integrations.mcp_risk_integration import MCPRiskIntegrator, get_mcp_risk_integrator
+from core.integrations.mcp_risk_integration import (
+    MCPRiskIntegrator,
+    get_mcp_risk_integrator,
+    reset_process_integrator,
+    set_process_integrator,
+)
 from core.integrations.readonly import (
     ReadOnlyView,
     ReadOnlyViolation,
@@ -759,16 +765,23 @@ class TestMCPRiskIntegrator:
         json.dumps(stats)  # JSON-safe for /health
 
     def test_get_mcp_risk_integrator_is_one_per_process(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(mcp_risk_integration, "_instance", None)
+        # conftest's process-singleton fixture starts this test with no integrator and no cached settings
         monkeypatch.setenv("STATE_DIR", str(tmp_path / "state"))
-        mcp_risk_integration.get_settings.cache_clear()
-        try:
-            first = get_mcp_risk_integrator()
-            assert get_mcp_risk_integrator() is first
-            assert first.get_statistics()["state_file"] == str(tmp_path / "state" / "mcp_circuit_breaker.json")
-        finally:
-            mcp_risk_integration.get_settings.cache_clear()
+        first = get_mcp_risk_integrator()
+        assert get_mcp_risk_integrator() is first
+        assert first.get_statistics()["state_file"] == str(tmp_path / "state" / "mcp_circuit_breaker.json")
         assert not (tmp_path / "state").exists()
+
+    def test_the_process_integrator_is_the_one_the_entry_point_registered(self, tmp_path: Path) -> None:
+        registered = build(tmp_path)
+        set_process_integrator(registered)
+        assert get_mcp_risk_integrator() is registered
+        reset_process_integrator()
+        assert get_mcp_risk_integrator() is not registered
+
+    def test_only_an_integrator_can_be_registered(self) -> None:
+        with pytest.raises(TypeError, match="expects an MCPRiskIntegrator, received dict"):
+            set_process_integrator({"gate": None})  # type: ignore[arg-type]
 
 
 # --- scans through the real codebase search server ---------------------------------------------------
@@ -830,17 +843,24 @@ class TestScan:
         assert result["gate"]["code"] == "breaker_open"
 
     async def test_the_search_server_gated_by_the_integrator_agrees_with_it(self, tmp_path: Path) -> None:
-        # the sidecar wires integrator.gate into its servers; the integrator may share those servers
+        # wired one way: the gate first, then the server it gates, then the integrator over both
         clock = MovableClock(IN_MARKET_HOURS)
-        integrator = build(tmp_path, clock=clock)
+        work_gate = HeavyWorkGate.from_settings(settings_for(tmp_path), clock=clock, alert=AlertLog())
         search = CodebaseSearchServer(
-            settings_for(tmp_path), root=tmp_path, cache_path=tmp_path / "cache.json", gate=integrator.gate
+            settings_for(tmp_path), root=tmp_path, cache_path=tmp_path / "cache.json", gate=work_gate.gate
         )
-        integrator.use_servers(search=search)
+        integrator = build(tmp_path, clock=clock, search=search, work_gate=work_gate)
+        assert integrator.work_gate is work_gate
         assert (await search.refresh())["status"] == "deferred"
         assert (await integrator.scan_risk_parameters())["status"] == "deferred"
         clock.now = OFF_HOURS
         assert (await integrator.scan_risk_parameters())["status"] == "completed"
+
+    def test_a_gate_built_from_other_settings_is_refused(self, tmp_path: Path) -> None:
+        work_gate = HeavyWorkGate.from_settings(settings_for(tmp_path / "other"), alert=AlertLog())
+        with pytest.raises(ValueError, match="needs the gate built from the same settings"):
+            build(tmp_path, work_gate=work_gate)
+        assert MCPRiskIntegrator(work_gate=work_gate).settings is work_gate.settings
 
 
 # --- the real risk core, in process and through its files ------------------------------------------------

@@ -18,6 +18,7 @@ from config.settings import Settings, get_settings
 from core.circuit_breaker import CircuitBreaker
 from core.clob.base import BookLevel, ClobError, OrderBook, Side
 from core.clob.paper import PaperClobClient
+from core.integrations.rules import CoverageVerdict, coverage_verdict
 from core.pre_trade_checks import (
     EPSILON,
     BookFill,
@@ -595,6 +596,23 @@ async def test_coverage_impact(tmp_path: Path, coverage: float, impact: str, mee
     assert "core/trade_executor.py" in report["risk_files"]
     assert report["trading_affected"] is False
     assert without_volatile(executor.snapshot()) == without_volatile(before)
+
+
+@pytest.mark.parametrize("coverage", [1.0, 0.85, 0.84, 0.68, 0.6799, 0.0])
+async def test_executor_and_breaker_grade_coverage_with_the_one_rule(tmp_path: Path, coverage: float) -> None:
+    # issue 12: one coverage rule; the executor's `impact` and the breaker's persisted `level` are its verdict
+    executor = make_executor(tmp_path, mcp_testing_coverage_target=0.85)
+    verdict = coverage_verdict(coverage, 0.85)
+
+    report = await executor.check_mcp_test_coverage_impact(coverage)
+    await executor.breaker.check_mcp_test_coverage(coverage, 0.85)
+    record = executor.breaker.get_mcp_integration_state()
+
+    assert report["impact"] == {"ok": "none", "below_threshold": "warning", "critical": "critical"}[verdict]
+    assert report["meets_threshold"] is record["last_coverage_check"]["ok"] is (verdict is CoverageVerdict.OK)
+    assert record["last_coverage_check"]["level"] == str(verdict)
+    assert report["critical_below"] == record["last_coverage_check"]["critical_below"]
+    assert report["critical_below"] == record["critical_coverage_below"]
 
 
 @pytest.mark.parametrize("coverage", [1.5, -0.1, math.nan, "0.9", True, None])

@@ -24,6 +24,7 @@ from core.integrations.mcp_breaker import (
     reset,
     trip,
 )
+from utils import alerts
 
 log = logging.getLogger(__name__)
 
@@ -32,12 +33,7 @@ AlertSender = Callable[[str, str, str], Awaitable[Any]]
 
 
 async def send_via_alerts_module(alert_type: str, message: str, severity: str) -> None:
-    """Default alert channel: utils.alerts (Telegram, or the log without a token); the log if it is absent."""
-    try:
-        from utils import alerts
-    except ImportError:
-        log.log(logging.CRITICAL if severity == "critical" else logging.WARNING, "ALERT %s: %s", severity, message)
-        return
+    """Default alert channel: utils.alerts (Telegram, or the log without a token)."""
     kind = getattr(alerts.AlertType, alert_type, None) if alert_type else None
     if kind is None:
         await alerts.send_telegram_alert(message, severity=severity)

@@ -2,6 +2,10 @@
 
 Each rule takes the figures and returns a verdict or the trip reason (None = no trip); the integrator
 applies them. Reasons carry the figures and the limits so an operator reading an alert knows both.
+
+The coverage rule here is the only one in the project: the integrator judges test runs with it, the
+circuit breaker's MCP record grades `check_mcp_test_coverage` with it and the trade executor's
+`check_mcp_test_coverage_impact` reports it.
 """
 
 from __future__ import annotations
@@ -14,20 +18,28 @@ from enum import StrEnum
 MIN_CPU_WINDOW_SECONDS = 1.0
 
 # coverage below this fraction of the threshold trips the breaker; below the threshold alone only alerts
+# (0.8 × 85 % = 68 %, the user's test plan)
 CRITICAL_COVERAGE_FACTOR = 0.8
 
 
 class CoverageVerdict(StrEnum):
+    """How a coverage figure stands against its threshold; the values are the persisted/JSON spellings."""
+
     OK = "ok"
     BELOW_THRESHOLD = "below_threshold"  # alert
     CRITICAL = "critical"  # trip
+
+
+def critical_coverage_below(threshold: float) -> float:
+    """The coverage under which a figure is CRITICAL: 0.8 × threshold."""
+    return CRITICAL_COVERAGE_FACTOR * threshold
 
 
 def coverage_verdict(coverage: float, threshold: float) -> CoverageVerdict:
     """OK at or above the threshold, CRITICAL below 0.8 × threshold, BELOW_THRESHOLD in between."""
     if coverage >= threshold:
         return CoverageVerdict.OK
-    if coverage < CRITICAL_COVERAGE_FACTOR * threshold:
+    if coverage < critical_coverage_below(threshold):
         return CoverageVerdict.CRITICAL
     return CoverageVerdict.BELOW_THRESHOLD
 
@@ -38,7 +50,7 @@ def coverage_trip_reason(coverage: float, threshold: float) -> str | None:
         return None
     return (
         f"test coverage {coverage:.1%} is below {CRITICAL_COVERAGE_FACTOR:.0%} of the {threshold:.1%} threshold "
-        f"({CRITICAL_COVERAGE_FACTOR * threshold:.1%})"
+        f"({critical_coverage_below(threshold):.1%})"
     )
 
 

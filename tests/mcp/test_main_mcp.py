@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
-from core.integrations.mcp_risk_integration import MCPRiskIntegrator
+from core.integrations.mcp_risk_integration import MCPRiskIntegrator, get_mcp_risk_integrator
 from mcp import sidecar_builder
 from mcp.main_mcp import _close_loop, build_parser, effective_health_interval, serve
 from mcp.server import Server
 from mcp.server_registry import SERVERS, SERVICES, ServerSpec, resolve_factory, selected_servers
 from mcp.sidecar_builder import build_graph, build_servers
-from mcp.sidecar_graph import DeferredGate, SidecarGraph
+from mcp.sidecar_graph import SidecarGraph
 from tests.fakes.fake_servers import ReadyServer
 from utils.sd_notify import SystemdNotifier
 
@@ -78,7 +78,7 @@ def test_an_object_that_is_not_a_server_is_unavailable() -> None:
     assert unavailable == {"monitoring": "object does not implement the Server protocol"}
 
 
-def test_the_graph_builds_the_gated_servers_then_the_integrator_over_them_then_the_rest(
+def test_the_graph_builds_the_gate_the_gated_servers_the_integrator_over_them_then_the_rest(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     seen: dict[str, Any] = {}
@@ -102,44 +102,64 @@ def test_the_graph_builds_the_gated_servers_then_the_integrator_over_them_then_t
     graph = sidecar.graph
     assert sidecar.unavailable == {} and [s.name for s in sidecar.servers] == list(SERVERS)
     assert isinstance(graph.integrator, MCPRiskIntegrator) and graph.integrator.settings is config
-    # the integrator is built over the sidecar's own servers (one scan cache, one test history)
-    assert capabilities == {"search": graph.servers["codebase_search"], "testing": graph.servers["testing"]}
-    # the gated servers come first (the integrator wraps them) and get the gate; the others see the integrator
+    # wired one way: the gate, the servers it gates, then the integrator over both (one scan cache, one history)
+    assert capabilities == {
+        "search": graph.servers["codebase_search"],
+        "testing": graph.servers["testing"],
+        "work_gate": graph.work_gate,
+    }
+    assert graph.work_gate is not None and graph.integrator.work_gate is graph.work_gate
+    assert graph.gate == graph.work_gate.gate
+    # the gated servers come first and get the gate; the others see the integrator
     assert seen["codebase_search"] == (None, graph.gate) and seen["testing"] == (None, graph.gate)
     assert seen["monitoring"][0] is graph.integrator
-    assert graph.gate.bound
 
 
-async def test_the_gate_the_servers_hold_answers_with_the_integrator(tmp_path: Path) -> None:
+async def test_the_gate_the_servers_hold_is_the_integrator_s(tmp_path: Path) -> None:
     config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
     graph = (await asyncio.to_thread(build_graph, config, list(SERVERS))).graph
+    assert graph.integrator is not None and graph.gate is not None
     await graph.integrator.trip_mcp_circuit_breaker("sidecar memory 2000 MB is over MCP_RESOURCE_LIMIT_MB=1000")
     decision = await graph.gate("scan")
     assert not decision.allowed and "MCP circuit breaker is open" in decision.reason
 
 
-async def test_without_an_integrator_heavy_work_is_refused_with_the_reason(
+async def test_without_the_integrator_s_gate_heavy_work_is_refused_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(_config: Settings, **_kw: Any) -> MCPRiskIntegrator:
-        raise OSError("state file unreadable")
+    class BrokenGate:
+        @staticmethod
+        def from_settings(_config: Settings) -> Any:
+            raise OSError("state file unreadable")
 
-    monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", broken)
+    monkeypatch.setattr(sidecar_builder, "HeavyWorkGate", BrokenGate)
     config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
     sidecar = await asyncio.to_thread(functools.partial(build_graph, config, list(SERVERS), services=True))
-    assert sidecar.graph.integrator is None
-    with pytest.raises(RuntimeError, match="MCP risk integrator cannot be built: OSError: state file unreadable"):
+    assert sidecar.graph.integrator is None and sidecar.graph.gate is not None
+    why = "the MCP risk integrator's gate cannot be built: OSError: state file unreadable"
+    with pytest.raises(RuntimeError, match=why):
         await sidecar.graph.gate("scan")
-    # the watch cannot run without it and says why; the servers still run
+    # the servers still run, and defer their heavy work with the reason; the watch cannot run and says why
+    search = sidecar.graph.servers["codebase_search"]
+    answer = await search.refresh()
+    assert answer["status"] == "deferred" and why in answer["reason"]
     assert sidecar.unavailable == {"risk_integrator": "RuntimeError: the MCP risk integrator cannot be built: "
                                    "OSError: state file unreadable"}  # fmt: skip
     assert [s.name for s in sidecar.servers][:3] == list(SERVERS)
 
 
-async def test_an_unbound_gate_refuses(tmp_path: Path) -> None:
-    gate = DeferredGate()
-    with pytest.raises(RuntimeError, match="no MCP risk integrator behind the gate: the sidecar is still being built"):
-        await gate("scan")
+async def test_an_integrator_that_cannot_be_built_leaves_the_gate_to_its_servers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(_config: Settings, **_kw: Any) -> MCPRiskIntegrator:
+        raise ValueError("bad capability")
+
+    monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", broken)
+    config = settings(state_dir=tmp_path, mcp_search_root=tmp_path, mcp_testing_project_root=tmp_path)
+    sidecar = await asyncio.to_thread(functools.partial(build_graph, config, list(SERVERS), services=True))
+    assert sidecar.graph.integrator is None and sidecar.graph.integrator_problem == "ValueError: bad capability"
+    assert (await sidecar.graph.gate("scan")).allowed is not None  # still the HeavyWorkGate's answer
+    assert "risk_integrator" in sidecar.unavailable
 
 
 def test_the_real_servers_build_with_the_integrator_gate(tmp_path: Path) -> None:
@@ -153,6 +173,8 @@ def test_the_real_servers_build_with_the_integrator_gate(tmp_path: Path) -> None
     assert monitoring.settings is config and sidecar.graph.integrator.settings is config
     assert monitoring._reset_breaker == sidecar.graph.integrator.reset_mcp_circuit_breaker
     assert monitoring.trading is sidecar.graph.trading  # one reader of the bot's trading view
+    # the user's facade (test-plan snippets run in this process) answers with the graph's integrator
+    assert get_mcp_risk_integrator() is sidecar.graph.integrator
 
 
 async def wait_for_file(path: Path) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from config.settings import Settings
+from core.integrations.heavy_work_gate import HeavyWorkGate
 from core.integrations.mcp_risk_integration import MCPRiskIntegrator
 from mcp import sidecar_builder
 from mcp.health import HealthStatus
@@ -33,7 +34,7 @@ from mcp.risk_watch import RiskWatchServer, run_to_verify, watch_status
 from mcp.server import Server
 from mcp.server_registry import SERVERS, SERVICES
 from mcp.sidecar_builder import build_graph, build_services, monitoring_server
-from mcp.sidecar_graph import DeferredGate, SidecarGraph
+from mcp.sidecar_graph import SidecarGraph
 from mcp.testing_server import TestingServer
 from tests.fakes.fake_host import FakeHost
 from tests.fakes.fake_psutil import FakeProc
@@ -385,7 +386,8 @@ async def test_a_real_test_run_below_the_critical_line_trips(tmp_path: Path) -> 
     settings = make_settings(tmp_path)
     tree = FakeProc(pid=100, rss_mb=40.0)
     alerts = AlertLog()
-    gate = DeferredGate()  # as the sidecar's graph does: the testing server first, the integrator over it
+    # wired one way: the gate first, then the server it gates, then the integrator over both
+    work_gate = HeavyWorkGate.from_settings(settings, clock=clock, alert=alerts)
     testing = TestingServer(
         project_root=passing_project(tmp_path / "proj"),
         source_packages=["pkg"],
@@ -393,10 +395,9 @@ async def test_a_real_test_run_below_the_critical_line_trips(tmp_path: Path) -> 
         threshold=0.85,
         niceness=None,
         timeout_seconds=90.0,
-        gate=gate,
+        gate=work_gate.gate,
     )
-    integrator = MCPRiskIntegrator(settings, clock=clock, process=tree.handle(), alert=alerts, testing=testing)
-    gate.bind(integrator.gate)
+    integrator = MCPRiskIntegrator(settings, clock=clock, process=tree.handle(), testing=testing, work_gate=work_gate)
     sleep = ManualSleep(clock)
     rig_watch = RiskWatchServer(settings, integrator=integrator, testing=testing, sleep=sleep, clock=clock)
     ready = asyncio.Event()
@@ -470,9 +471,12 @@ async def test_the_watch_the_gate_and_the_monitoring_health_share_the_sidecar_s_
 ) -> None:
     settings = make_settings(tmp_path)
     tree = FakeProc(pid=100, rss_mb=2000.0)  # over the memory limit from the start
-    integrator = MCPRiskIntegrator(settings, process=tree.handle(), alert=AlertLog())
-    # the sidecar's graph builds this integrator (a fake process tree instead of this process's)
-    monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", lambda _settings, **_kw: integrator)
+
+    def integrator_over_a_fake_tree(config: Settings, **kw: Any) -> MCPRiskIntegrator:
+        # the sidecar's graph builds the integrator (its gate, servers): a fake process tree instead of this one
+        return MCPRiskIntegrator(config, process=tree.handle(), **kw)
+
+    monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", integrator_over_a_fake_tree)
     sources = MonitoringSources(
         psutil_like=FakeHost(),  # type: ignore[arg-type]
         pid_exists=lambda pid: False,
@@ -505,7 +509,8 @@ async def test_the_watch_the_gate_and_the_monitoring_health_share_the_sidecar_s_
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert watch.integrator is integrator and integrator.mcp_circuit_breaker_active
+    integrator = sidecar.graph.integrator
+    assert watch.integrator is integrator and integrator is not None and integrator.mcp_circuit_breaker_active
 
     assert not (await sidecar.graph.gate("scan")).allowed
     assert isinstance(monitoring, MonitoringServer)
