@@ -5,7 +5,8 @@ each Python use as definition / read / write / hard-coded literal and matching c
 flags writes outside the allowed modules, literals that shadow a setting and `.env.example` drift.
 Scans run in a worker thread, incrementally (a cache keyed by path, size and mtime), and only when the
 injected gate (the integrator's market-hours breaker) allows heavy work. The tools are plain typed
-coroutines; failures come back as results with "status": "error", never as exceptions.
+coroutines with typed results (mcp/search/tool_results.py, their outputSchemas); failures come back as
+results with "status": "error", never as exceptions.
 
 One-shot use, for operators and CI: `python -m mcp.main_mcp scan [--root DIR] [--param NAME …] [--json]`
 calls `scan_command`.
@@ -31,6 +32,14 @@ from mcp.search.matcher import validate_names
 from mcp.search.report import ScanReport, format_text
 from mcp.search.scanner import ScanOptions, scan_tree
 from mcp.search.textsearch import DEFAULT_TIME_BUDGET_SECONDS, SearchError, search_files
+from mcp.search.tool_results import (
+    NoScanYet,
+    ParameterUsagesResult,
+    RiskParameterReportResult,
+    SearchCodeResult,
+    SearchFailure,
+    UsagesUnavailable,
+)
 from mcp.search.walker import walk_tree
 
 __all__ = ["DEFAULT_RISK_PARAMETERS", "CodebaseSearchServer", "default_parameters", "scan_command", "scan_tree"]
@@ -191,7 +200,7 @@ class CodebaseSearchServer:
         return bool(decision.allowed), str(getattr(decision, "reason", ""))
 
     # --- tools ---------------------------------------------------------------------------------------
-    async def risk_parameter_report(self) -> dict[str, Any]:
+    async def risk_parameter_report(self) -> RiskParameterReportResult | NoScanYet | SearchFailure:
         """Every risk parameter's usages (definition/read/write/literal/text), violations and scan errors."""
         outcome = await self.refresh()
         if self._report is None:
@@ -212,7 +221,7 @@ class CodebaseSearchServer:
         payload["stale"] = outcome["status"] != "ok"  # the figures are from the last scan that ran
         return payload
 
-    async def find_risk_parameter_usages(self, name: str) -> dict[str, Any]:
+    async def find_risk_parameter_usages(self, name: str) -> ParameterUsagesResult | UsagesUnavailable | SearchFailure:
         """Where one parameter (or any identifier) is used: usage_count, locations, files, by_kind, violations."""
         if not isinstance(name, str):
             return {"status": "error", "error": f"expected a parameter name string, received {type(name).__name__}"}
@@ -247,7 +256,7 @@ class CodebaseSearchServer:
 
     async def search_code(
         self, pattern: str, regex: bool = False, glob: str | None = None, max_results: int = 100
-    ) -> dict[str, Any]:
+    ) -> SearchCodeResult | SearchFailure:
         """Search the tree's files for a literal (default) or a regex; glob filters paths (relative to the root)."""
         try:
             return await run_heavy(self._search_blocking, pattern, bool(regex), glob, max_results)

@@ -53,7 +53,7 @@ import psutil
 
 from config.mcp_config import EXIT_BAD_CONFIG, load_or_exit
 from config.settings import Settings
-from mcp import codebase_search, testing_server
+from mcp import codebase_search
 from mcp.containment.policy import lower_heavy_priority
 from mcp.containment.runtime import get_process_containment
 from mcp.monitoring_server import format_report
@@ -63,6 +63,7 @@ from mcp.server_registry import SERVERS, ServerFactory, selected_servers
 from mcp.sidecar_builder import build_graph, monitoring_server
 from mcp.status import STATUS_FILE_NAME, status_command
 from mcp.supervisor import Outcome, Supervisor
+from mcp.testing.cli import test_command
 from mcp.tools.runtime import offer_tools_on_dashboard, serve_stdio_servers
 from utils.alerts import close_alerts, configure_alerts, flush_alerts
 from utils.logging_setup import configure_logging
@@ -393,7 +394,7 @@ def _test(settings: Settings, args: argparse.Namespace) -> int:
     sources = args.source if args.source is not None else (settings.mcp_testing_source_packages if own_project else [])
     paths = args.path if args.path is not None else (settings.mcp_testing_paths if own_project else [])
     threshold = args.threshold if args.threshold is not None else settings.mcp_testing_coverage_target
-    return testing_server.test_command(
+    return test_command(
         args.root if args.root is not None else Path(settings.mcp_testing_project_root),
         args.python if args.python is not None else (settings.mcp_testing_python if own_project else None),
         list(sources),

@@ -32,6 +32,7 @@ from mcp.monitoring.report import collect_report
 from mcp.monitoring.service import MonitoringService
 from mcp.monitoring.sources import ServerStatesSource
 from mcp.monitoring.wiring import MonitoringSources
+from mcp.tools.monitoring_results import HealthReport, PerformanceReport
 
 logger = logging.getLogger(__name__)
 
@@ -209,7 +210,7 @@ class MonitoringServer:
             },
         }
 
-    def health_report(self) -> dict[str, Any]:
+    def health_report(self) -> HealthReport:
         """Overall status, every component (status, message, figures, since), the breaker and the gate."""
         return self.service.health_report()
 
@@ -217,7 +218,7 @@ class MonitoringServer:
         """Recent points for charts: trade latency p50/p99, sidecar CPU and RSS, coverage."""
         return self.service.history()
 
-    async def performance_report(self) -> dict[str, Any]:
+    async def performance_report(self) -> PerformanceReport:
         """The 📊 PERFORMANCE REPORT now: trades copied and denied by reason, P&L, breaker trips, decision → ack
         p50/p99, the sidecar's CPU and RSS, coverage, alerts sent and suppressed (issue 9)."""
         suppressed = None

@@ -25,7 +25,7 @@ from typing import Any
 
 from config.settings import Settings, get_settings
 from mcp.containment.runtime import Containment
-from mcp.testing.cli import test_command
+from mcp.protocol.results import ToolError
 from mcp.testing.execute import Execution, RunLimits, execute_run
 from mcp.testing.history import HISTORY_FILE_NAME, HistoryError, HistoryStore
 from mcp.testing.plan import RunPlan, prepare_run
@@ -46,8 +46,9 @@ from mcp.testing.runner import (
     SpawnError,
     system_priority_plan,
 )
+from mcp.testing.tool_results import CoverageHistoryResult, RunResult
 
-__all__ = ["Gate", "RunStatus", "TestingServer", "test_command"]
+__all__ = ["Gate", "RunStatus", "TestingServer"]
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ class TestingServer:
         paths: list[str] | None = None,
         force: bool = False,
         progress: ProgressCallback | None = None,
-    ) -> dict[str, Any]:
+    ) -> RunResult | ToolError:
         """Run the project's tests with coverage; skipped when the code is unchanged since the last run
         unless force=True. Returns status, coverage (fraction 0..1), counts, per-file and risk-file coverage."""
         if not isinstance(force, bool):
@@ -218,14 +219,14 @@ class TestingServer:
         await reporter.finished(f"{result['status']}: {result['message']}")
         return result
 
-    async def get_coverage(self) -> dict[str, Any]:
+    async def get_coverage(self) -> RunResult | ToolError:
         """The last run's result (from the history after a restart); status not_run if there was none."""
         last = await self._last_result()
         if last is None:
             return self._answer(RunStatus.NOT_RUN, "no test run recorded yet: call run_tests")
         return last
 
-    async def coverage_history(self, n: int = 10) -> dict[str, Any]:
+    async def coverage_history(self, n: int = 10) -> CoverageHistoryResult | ToolError:
         """The last n runs (newest first): status, coverage, counts, duration."""
         if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_HISTORY_QUERY:
             message = f"n: expected an integer 1..{MAX_HISTORY_QUERY}, received {n!r}"

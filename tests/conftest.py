@@ -11,6 +11,9 @@ import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# issue 12 (8c): fail any test that blocks the event loop for more than 100 ms; see tests/loop_guard.py.
+pytest_plugins = ["tests.loop_guard"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:

@@ -24,6 +24,8 @@ from mcp.dashboard import security
 from mcp.dashboard.app import (
     DEFAULT_MAX_BODY_BYTES,
     DISABLED_MESSAGE,
+    MCP_RESET_ROUTE,
+    RESET_ROUTE,
     build_dashboard_app,
     encode_json,
     health_http_status,
@@ -282,7 +284,8 @@ def test_max_body_must_be_positive() -> None:
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/"), ("GET", "/health"), ("GET", "/api/history"), ("GET", "/static/dashboard.js"),
-     ("GET", "/no-such-page"), ("GET", "/reset-circuit-breaker"), ("POST", "/reset-circuit-breaker")],
+     ("GET", "/no-such-page"), ("GET", "/reset-circuit-breaker"), ("POST", "/reset-circuit-breaker"),
+     ("POST", "/reset-mcp-circuit-breaker")],
 )  # fmt: skip
 async def test_every_response_has_the_security_headers(make_client: ClientFactory, method: str, path: str) -> None:
     client = await make_client(build_dashboard_app(settings(), FakeMonitoring()))
@@ -296,17 +299,34 @@ async def test_every_response_has_the_security_headers(make_client: ClientFactor
     assert "aiohttp" not in response.headers.get("Server", "")
 
 
-# --- POST /reset-circuit-breaker -----------------------------------------------------------------------
+# --- POST /reset-circuit-breaker and its unmistakable name POST /reset-mcp-circuit-breaker -----------------
+# (issue 12): both names run one handler, so every rule below is checked on both
+ROUTES = pytest.mark.parametrize("route", [RESET_ROUTE, MCP_RESET_ROUTE])
 
 
+async def test_the_page_says_which_breaker_each_reset_acts_on(make_client: ClientFactory) -> None:
+    client = await make_client(build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring()))
+    page = await (await client.get("/")).text()
+    button = page.split('id="mcp-reset-button">', 1)[1].split("<", 1)[0]
+    assert button == "Reset MCP circuit breaker (sidecar heavy work)"
+    note = " ".join(page.split('id="mcp-reset-note">', 1)[1].split("</p>", 1)[0].split())
+    assert "MCP circuit breaker" in note and "never touches the trading circuit breaker" in note
+    trading = " ".join(page.split('id="breaker-reset-note">', 1)[1].split("</p>", 1)[0].split())
+    assert "cannot reset the trading circuit breaker" in trading
+    assert "python main.py --reset-circuit-breaker" in trading
+    js = await (await client.get("/static/dashboard.js")).text()
+    assert 'fetch("/reset-mcp-circuit-breaker"' in js and 'fetch("/reset-circuit-breaker"' not in js
+
+
+@ROUTES
 async def test_reset_with_the_right_token_resets_and_logs(
-    make_client: ClientFactory, caplog: pytest.LogCaptureFixture
+    make_client: ClientFactory, route: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     reset = RecordingReset()
     client = await make_client(
         build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring(), reset_breaker=reset)
     )
-    response = await client.post("/reset-circuit-breaker", headers=auth(), json={"reason": "cpu spike over"})
+    response = await client.post(route, headers=auth(), json={"reason": "cpu spike over"})
     assert response.status == 200
     body = await response.json()
     assert body == {
@@ -319,12 +339,13 @@ async def test_reset_with_the_right_token_resets_and_logs(
     assert TOKEN not in caplog.text
 
 
-async def test_reset_with_an_empty_body_uses_the_default_reason(make_client: ClientFactory) -> None:
+@ROUTES
+async def test_reset_with_an_empty_body_uses_the_default_reason(make_client: ClientFactory, route: str) -> None:
     reset = RecordingReset()
     client = await make_client(
         build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring(), reset_breaker=reset)
     )
-    response = await client.post("/reset-circuit-breaker", headers={"authorization": f"bearer   {TOKEN}  "})
+    response = await client.post(route, headers={"authorization": f"bearer   {TOKEN}  "})
     assert response.status == 200
     assert reset.calls == ["dashboard: manual reset from the dashboard"]
 
@@ -343,41 +364,47 @@ async def test_reset_with_an_empty_body_uses_the_default_reason(make_client: Cli
         {"X-Token": TOKEN},
     ],
 )
-async def test_reset_without_the_right_token_is_401(make_client: ClientFactory, headers: dict[str, str]) -> None:
+@ROUTES
+async def test_reset_without_the_right_token_is_401(
+    make_client: ClientFactory, route: str, headers: dict[str, str]
+) -> None:
     reset = RecordingReset()
     client = await make_client(
         build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring(), reset_breaker=reset)
     )
-    response = await client.post("/reset-circuit-breaker", headers=headers)
+    response = await client.post(route, headers=headers)
     assert response.status == 401
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
     assert "Authorization: Bearer" in (await response.json())["error"]
     assert reset.calls == []
 
 
-async def test_reset_is_disabled_without_a_token(make_client: ClientFactory) -> None:
+@ROUTES
+async def test_reset_is_disabled_without_a_token(make_client: ClientFactory, route: str) -> None:
     reset = RecordingReset()
     client = await make_client(build_dashboard_app(settings(), FakeMonitoring(), reset_breaker=reset))
-    response = await client.post("/reset-circuit-breaker", headers=auth())
+    response = await client.post(route, headers=auth())
     assert response.status == 403
     assert await response.json() == {"status": "disabled", "error": DISABLED_MESSAGE}
     assert "set DASHBOARD_TOKEN" in DISABLED_MESSAGE
     assert reset.calls == []
 
 
-async def test_reset_without_a_breaker_is_503(make_client: ClientFactory) -> None:
+@ROUTES
+async def test_reset_without_a_breaker_is_503(make_client: ClientFactory, route: str) -> None:
     client = await make_client(build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring()))
-    response = await client.post("/reset-circuit-breaker", headers=auth())
+    response = await client.post(route, headers=auth())
     assert response.status == 503
     assert "integrator is unavailable" in (await response.json())["error"]
 
 
-async def test_reset_that_fails_is_500_and_says_why(make_client: ClientFactory) -> None:
+@ROUTES
+async def test_reset_that_fails_is_500_and_says_why(make_client: ClientFactory, route: str) -> None:
     reset = RecordingReset(fail=OSError("state file is read-only"))
     client = await make_client(
         build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring(), reset_breaker=reset)
     )
-    response = await client.post("/reset-circuit-breaker", headers=auth())
+    response = await client.post(route, headers=auth())
     assert response.status == 500
     assert "state file is read-only" in (await response.json())["error"]
 
@@ -395,12 +422,15 @@ async def test_reset_that_fails_is_500_and_says_why(make_client: ClientFactory) 
         (b"\xff\xfe\x00", "invalid JSON"),
     ],
 )
-async def test_reset_with_a_malformed_body_is_400(make_client: ClientFactory, body: bytes, message: str) -> None:
+@ROUTES
+async def test_reset_with_a_malformed_body_is_400(
+    make_client: ClientFactory, route: str, body: bytes, message: str
+) -> None:
     reset = RecordingReset()
     client = await make_client(
         build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring(), reset_breaker=reset)
     )
-    response = await client.post("/reset-circuit-breaker", headers=auth(), data=body)
+    response = await client.post(route, headers=auth(), data=body)
     assert response.status == 400
     assert message in (await response.json())["error"]
     assert reset.calls == []
@@ -410,19 +440,21 @@ async def test_reset_reason_cannot_forge_log_lines() -> None:
     assert parse_reset_body(b'{"reason": "ok\\nFAKE LOG LINE"}') == "ok FAKE LOG LINE"
 
 
-async def test_huge_body_is_413_before_anything_else(make_client: ClientFactory) -> None:
+@ROUTES
+async def test_huge_body_is_413_before_anything_else(make_client: ClientFactory, route: str) -> None:
     reset = RecordingReset()
     client = await make_client(
         build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring(), reset_breaker=reset)
     )
     huge = b"x" * (DEFAULT_MAX_BODY_BYTES + 1)
     for headers in ({}, auth()):
-        response = await client.post("/reset-circuit-breaker", headers=headers, data=huge)
+        response = await client.post(route, headers=headers, data=huge)
         assert response.status == 413
     assert reset.calls == []
 
 
-async def test_huge_chunked_body_is_413(make_client: ClientFactory) -> None:
+@ROUTES
+async def test_huge_chunked_body_is_413(make_client: ClientFactory, route: str) -> None:
     reset = RecordingReset()
     client = await make_client(
         build_dashboard_app(settings(dashboard_token=TOKEN), FakeMonitoring(), reset_breaker=reset, max_body_bytes=1024)
@@ -432,14 +464,15 @@ async def test_huge_chunked_body_is_413(make_client: ClientFactory) -> None:
         for _ in range(8):
             yield b"y" * 512
 
-    response = await client.post("/reset-circuit-breaker", headers=auth(), data=chunks())
+    response = await client.post(route, headers=auth(), data=chunks())
     assert response.status == 413
     assert reset.calls == []
 
 
 @pytest.mark.parametrize(
     ("method", "path"),
-    [("GET", "/reset-circuit-breaker"), ("PUT", "/reset-circuit-breaker"), ("POST", "/health"), ("DELETE", "/"),
+    [("GET", "/reset-circuit-breaker"), ("PUT", "/reset-circuit-breaker"), ("GET", "/reset-mcp-circuit-breaker"),
+     ("PUT", "/reset-mcp-circuit-breaker"), ("POST", "/health"), ("DELETE", "/"),
      ("POST", "/api/history")],
 )  # fmt: skip
 async def test_wrong_method_is_405(make_client: ClientFactory, method: str, path: str) -> None:

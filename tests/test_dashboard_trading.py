@@ -114,7 +114,8 @@ async def test_the_page_has_the_trading_section_first(tmp_path: Path, make_clien
 @pytest.mark.parametrize(
     ("path", "guarded"),
     [("/", True), ("/health", True), ("/metrics", True), ("/api/trading", True), ("/api/history", True),
-     ("/login", False), ("/static/dashboard.js", False), ("/mcp", False), ("/reset-circuit-breaker", False)],
+     ("/login", False), ("/static/dashboard.js", False), ("/mcp", False), ("/reset-circuit-breaker", False),
+     ("/reset-mcp-circuit-breaker", False)],
 )  # fmt: skip
 def test_which_paths_need_the_token(path: str, guarded: bool) -> None:
     assert needs_token(path) is guarded

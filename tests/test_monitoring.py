@@ -34,6 +34,7 @@ from tests.fakes.monitoring_builders import (
     write_state,
 )
 from tests.fakes.monitoring_wiring import monitoring_server
+from tests.waiting import eventually
 
 COMPONENT_KEYS = {"status", "message", "figures", "checked_at", "since"}
 GATE = {"market_hours": False, "mcp_circuit_breaker": "closed", "heavy_work_allowed": True, "reason": "ok"}
@@ -442,11 +443,7 @@ async def test_run_checks_at_once_then_sleeps_until_the_next_check_is_due(
     server = make_server(tmp_path, clock, sleep=slow_sleep)
     await running(server)
     assert server.service.rounds >= 1
-    for _ in range(200):
-        if server.service.rounds >= 3:
-            break
-        await asyncio.sleep(0.01)
-    assert server.service.rounds >= 3
+    await eventually(lambda: server.service.rounds >= 3, "three rounds of checks")
     # it wakes every 0.5 s to re-read the MCP breaker for the gate (never a busy loop); checks run when due
     assert clock.sleeps[:2] == [0.5, 0.5]
     assert server.service.scheduler.runs["main_bot"] <= 1 + sum(clock.sleeps) / 10.0

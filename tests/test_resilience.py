@@ -36,6 +36,7 @@ from tests.sidecar_load import (
     stdlib_root,
     wait_until_served,
 )
+from tests.waiting import eventually
 from utils.atomic import StateFileError
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -138,7 +139,7 @@ async def test_sidecar_killed_mid_scan_the_bot_trades_on(tmp_path: Path) -> None
             # the scan starts with the sidecar (cold cache: a fresh STATE_DIR) and takes seconds over the stdlib;
             # the metrics port answers as soon as the monitoring server is up, beside it
             await wait_for_metrics(env, sidecar)
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.3)  # a moment into the scan, so the kill lands mid-scan (checked just below)
             assert not cache.exists(), "the stdlib scan finished before the kill: nothing was interrupted"
             assert psutil.Process(sidecar.pid).cpu_times().user > 0
             before = snapshot(tmp_path)
@@ -148,7 +149,7 @@ async def test_sidecar_killed_mid_scan_the_bot_trades_on(tmp_path: Path) -> None
             await end_process(sidecar, grace=2)
         assert not cache.exists(), "a scan killed midway must leave no cache file behind (atomic writes)"
         await trades_on(tmp_path, bot, since=before)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # time passing is the point: a second later the bot still trades
         await trades_on(tmp_path, bot, since=snapshot(tmp_path))
         await stop_bot_cleanly(tmp_path, bot)
 
@@ -214,7 +215,7 @@ async def test_sidecar_killed_mid_test_run_the_bot_trades_on_and_the_run_dies_to
                 run.cancel()
             await client.close(grace=2)
             kill_leftovers(test_run)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(1.0)  # time passing is the point: a second later the bot still trades
         await trades_on(tmp_path, bot, since=snapshot(tmp_path))
         await stop_bot_cleanly(tmp_path, bot)
 
@@ -265,8 +266,8 @@ async def test_the_bot_spawns_its_sidecar_at_low_priority_and_restarts_it_at_mos
         await trades_on(tmp_path, bot)
         child = await next_sidecar(bot, None)
         assert "all" in child.cmdline()
-        await asyncio.sleep(0.5)  # `nice -n 10` has exec'd the sidecar by now
-        assert child.nice() >= 10
+        # `nice -n 10` lowers its own priority, then execs the sidecar: wait for that, not a fixed time
+        await eventually(lambda: child.nice() >= 10, "the sidecar running at nice 10", within=10)
         # its own process group (a Ctrl-C reaches only the bot) but the bot's session: with autogroup
         # scheduling, a session of its own would be a scheduling group as strong as the bot's
         assert os.getpgid(child.pid) == child.pid

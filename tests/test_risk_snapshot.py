@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -241,6 +240,8 @@ def test_sigkill_during_writes_leaves_a_valid_snapshot(tmp_path: Path) -> None:
         "    w.flush(big)\n"
         "    if n == 3:\n"
         "        print('writing', flush=True)\n"
+        "    if n == 30:\n"
+        "        print('well into the writes', flush=True)\n"
     )
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}
     proc = subprocess.Popen(
@@ -249,7 +250,7 @@ def test_sigkill_during_writes_leaves_a_valid_snapshot(tmp_path: Path) -> None:
     try:
         assert proc.stdout is not None
         assert proc.stdout.readline().strip() == b"writing"
-        time.sleep(0.2)  # let it get well into later writes before the kill
+        assert proc.stdout.readline().strip() == b"well into the writes"  # the kill lands among later writes
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)

@@ -19,6 +19,7 @@ from core.sidecar_process import (
     restart_delay,
     sidecar_command,
 )
+from tests.waiting import eventually
 
 FAST = RestartPolicy(base_delay=0.01)
 
@@ -133,10 +134,7 @@ async def test_restarts_spread_over_more_than_the_window_go_on(tmp_path: Path) -
     )
     stop = asyncio.Event()
     task = asyncio.create_task(sidecar.run(stop))
-    for _ in range(3000):
-        if sidecar.status.restarts >= 5:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: sidecar.status.restarts >= 5, "five restarts", within=30)
     stop.set()
     await asyncio.wait_for(task, timeout=30)
     assert sidecar.status.restarts >= 5  # more than 3 in its life, never more than 1 in a window
@@ -169,8 +167,7 @@ async def test_the_copy_loop_runs_on_while_the_sidecar_dies(tmp_path: Path) -> N
     await asyncio.wait_for(sidecar.run(stop), timeout=30)
     assert not loop_task.done()
     before = ticks
-    await asyncio.sleep(0.1)
-    assert ticks > before
+    await eventually(lambda: ticks > before, "a tick of the copy loop after the sidecar gave up")
     stop.set()
     await loop_task
 
@@ -180,10 +177,7 @@ async def test_stop_terminates_a_running_sidecar(tmp_path: Path) -> None:
     sidecar = SidecarProcess([sys.executable, "-c", "import time; time.sleep(60)"], cwd=tmp_path, alert=None)
     stop = asyncio.Event()
     task = asyncio.create_task(sidecar.run(stop))
-    for _ in range(200):
-        if sidecar.status.pid is not None:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: sidecar.status.pid is not None, "the sidecar starting")
     stop.set()
     await asyncio.wait_for(task, timeout=20)
     assert sidecar.status.restarts == 0
@@ -199,10 +193,7 @@ async def test_a_sidecar_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
     sidecar = SidecarProcess([sys.executable, "-c", script], cwd=tmp_path, alert=None)
     stop = asyncio.Event()
     task = asyncio.create_task(sidecar.run(stop))
-    for _ in range(500):
-        if marker.exists():
-            break
-        await asyncio.sleep(0.01)
+    await eventually(marker.exists, "the sidecar ignoring SIGTERM")
     process = sidecar._process
     assert process is not None and marker.exists()
     await sidecar.terminate(grace=0.2)

@@ -1,6 +1,11 @@
 """The dashboard: one aiohttp application serving the page, /health, /api/history, /api/trading (the
-trading view, issue 11), /metrics and the token-protected POST /reset-circuit-breaker; beyond loopback the
-read endpoints need DASHBOARD_TOKEN too (mcp.dashboard.auth: bearer, or the /login form's cookie).
+trading view, issue 11), /metrics and the token-protected POST /reset-mcp-circuit-breaker (also at its
+contract name POST /reset-circuit-breaker); beyond loopback the read endpoints need DASHBOARD_TOKEN too
+(mcp.dashboard.auth: bearer, or the /login form's cookie).
+
+The reset acts on the MCP circuit breaker only (the one that gates the sidecar's heavy work: scans, test
+runs), never on the trading circuit breaker, which only `python main.py --reset-circuit-breaker` resets,
+with the bot stopped. The contract route's name reads like the trading one; the second name cannot.
 
     app = build_dashboard_app(settings, monitoring, reset_breaker=integrator.reset_mcp_circuit_breaker,
                               registry=metrics.registry)
@@ -53,7 +58,10 @@ DEFAULT_CACHE_SECONDS = 0.25
 MAX_REASON_CHARS = 200
 DEFAULT_RESET_REASON = "manual reset from the dashboard"
 EXAMPLE_BODY = '{"reason": "..."}'
-DISABLED_MESSAGE = "disabled: set DASHBOARD_TOKEN to enable POST /reset-circuit-breaker"
+# the contract route (its name reads like main.py's --reset-circuit-breaker) and the name that cannot be misread
+RESET_ROUTE = "/reset-circuit-breaker"
+MCP_RESET_ROUTE = "/reset-mcp-circuit-breaker"
+DISABLED_MESSAGE = "disabled: set DASHBOARD_TOKEN to enable POST /reset-mcp-circuit-breaker (or /reset-circuit-breaker)"
 
 # reset_breaker(by) -> the MCP breaker's state afterwards (the integrator's reset_mcp_circuit_breaker)
 ResetBreaker = Callable[[str], Awaitable[Mapping[str, Any]]]
@@ -285,7 +293,8 @@ def parse_reset_body(raw: bytes) -> str:
 
 
 async def reset_circuit_breaker(request: web.Request) -> web.Response:
-    """POST /reset-circuit-breaker: close the MCP circuit breaker (needs `Authorization: Bearer <DASHBOARD_TOKEN>`)."""
+    """POST /reset-mcp-circuit-breaker or /reset-circuit-breaker: close the MCP circuit breaker (never the trading
+    one); needs `Authorization: Bearer <DASHBOARD_TOKEN>`, which a cross-site form cannot send (no CSRF)."""
     limit = request.app[MAX_BODY_KEY]
     if request.content_length is not None and request.content_length > limit:
         return _json(request, {"error": f"request body over {limit} bytes ({request.content_length})"}, 413)
@@ -293,7 +302,7 @@ async def reset_circuit_breaker(request: web.Request) -> web.Response:
     if not token.configured:
         return _json(request, {"status": "disabled", "error": DISABLED_MESSAGE}, 403)
     if not token.matches(bearer_from_header(request.headers.get(hdrs.AUTHORIZATION))):
-        logger.warning("POST /reset-circuit-breaker from %s refused: missing or wrong bearer token", request.remote)
+        logger.warning("POST %s from %s refused: missing or wrong bearer token", request.path, request.remote)
         return _json(
             request,
             {"error": "unauthorized: send the header 'Authorization: Bearer <DASHBOARD_TOKEN>'"},
@@ -314,7 +323,7 @@ async def reset_circuit_breaker(request: web.Request) -> web.Response:
     try:
         state = await reset(f"dashboard: {reason}")
     except Exception as e:
-        logger.exception("POST /reset-circuit-breaker: the reset failed")
+        logger.exception("POST %s: the MCP circuit breaker reset failed", request.path)
         return _json(request, {"error": f"reset failed ({type(e).__name__}: {e}); see the sidecar log"}, 500)
     logger.warning("MCP circuit breaker reset from the dashboard (client %s): %s", request.remote, reason)
     return _json(request, {"status": "reset", "reason": reason, "mcp_circuit_breaker": dict(state)})
@@ -381,7 +390,9 @@ def build_dashboard_app(
     if read_auth is not None:
         # issue 11: wrong tokens limited per client IP, on the app's injected clock
         app.router.add_routes(login_routes(read_auth, LoginLimiter(clock)))
-    app.router.add_post("/reset-circuit-breaker", reset_circuit_breaker)
+    # one handler, so both names keep the same token, body and size rules
+    app.router.add_post(RESET_ROUTE, reset_circuit_breaker)
+    app.router.add_post(MCP_RESET_ROUTE, reset_circuit_breaker)
     if registry is not None:
         app.router.add_get("/metrics", metrics_handler(registry))
     for extension in extend:

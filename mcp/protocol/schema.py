@@ -1,16 +1,20 @@
 """JSON Schema (2020-12 subset) from Python type hints, and validation of decoded JSON against it.
 
-Supported hints: str, int, float, bool, None, `X | None` / Optional[X], list[X] / Sequence[X], tuple[X, ...],
-dict[str, X], Literal[...], Annotated[X, "description"], and a TypedDict (an object with exactly its keys;
-tools return one to publish a typed outputSchema). Anything else raises `SchemaError` when the
-tool is registered, so a tool whose arguments cannot be described is refused at start-up, not at call time.
-The validator covers exactly the keywords the generator emits (type, enum, items, additionalProperties,
-description, default) and coerces where JSON cannot tell types apart (1.0 for an integer, 1 for a float).
+Supported hints: str, int, float, bool, None, an Enum (its values), `X | None` / Optional[X], list[X] /
+Sequence[X], tuple[X, ...], dict[str, X], Literal[...], Annotated[X, "description"], and a TypedDict (an
+object with exactly its keys, NotRequired[...] for a key that may be absent; tools return one, or a union of
+them, to publish a typed outputSchema). A result may also hold Any (any JSON value) and unions of several
+types (`A | B`, anyOf); an argument may not.
+Anything else raises `SchemaError` when the tool is registered, so a tool whose arguments or result cannot be
+described is refused at start-up, not at call time. The validator covers exactly the keywords the generator
+emits (type, enum, items, properties, required, additionalProperties, anyOf, description, default) and
+coerces where JSON cannot tell types apart (1.0 for an integer, 1 for a float).
 """
 
 from __future__ import annotations
 
 import collections.abc
+import enum
 import types
 import typing
 from typing import Any, Literal, get_args, get_origin
@@ -39,7 +43,7 @@ def _literal_schema(values: tuple[Any, ...], where: str) -> dict[str, Any]:
     return schema
 
 
-def typed_dict_schema(hint: Any, where: str) -> dict[str, Any]:
+def typed_dict_schema(hint: Any, where: str, *, result: bool = False) -> dict[str, Any]:
     """A TypedDict as an object schema: each key's schema, the required keys, no other keys."""
     raw = typing.get_type_hints(hint, include_extras=True)
     # Required[...] / NotRequired[...] say whether the key must be present; read here because
@@ -54,7 +58,7 @@ def typed_dict_schema(hint: Any, where: str) -> dict[str, Any]:
         key: get_args(value)[0] if get_origin(value) in (typing.Required, typing.NotRequired) else value
         for key, value in raw.items()
     }
-    properties = {key: schema_for(value, f"{where}.{key}") for key, value in hints.items()}
+    properties = {key: schema_for(value, f"{where}.{key}", result=result) for key, value in hints.items()}
     schema: dict[str, Any] = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         schema["required"] = required
@@ -64,16 +68,51 @@ def typed_dict_schema(hint: Any, where: str) -> dict[str, Any]:
     return schema
 
 
-def schema_for(hint: Any, where: str) -> dict[str, Any]:
-    """The JSON Schema of one type hint; raises SchemaError for hints outside the supported set."""
+def _union_schema(hint: Any, args: tuple[Any, ...], where: str, result: bool) -> dict[str, Any]:
+    """`X | None` as a nullable X; any other union as anyOf of its members (None as a null member)."""
+    members = [arg for arg in args if arg is not type(None)]
+    nullable = len(members) != len(args)
+    if len(members) > 1:
+        if not result:
+            raise SchemaError(f"{where}: only `X | None` unions are supported for arguments, received {hint!r}")
+        options = [schema_for(member, where, result=True) for member in members]
+        return {"anyOf": [*options, {"type": "null"}] if nullable else options}
+    inner = schema_for(members[0], where, result=result)
+    if not inner:
+        return inner  # Any | None is still any JSON value
+    if "enum" in inner:
+        with_null = {**inner, "enum": [*inner["enum"], None]}
+        if "type" in inner:
+            with_null["type"] = [inner["type"], "null"]
+        return with_null
+    if "anyOf" in inner:
+        return {**inner, "anyOf": [*inner["anyOf"], {"type": "null"}]}
+    kind = inner.get("type")
+    if not isinstance(kind, str):
+        raise SchemaError(f"{where}: cannot make {hint!r} nullable")
+    return {**inner, "type": [kind, "null"]}
+
+
+def schema_for(hint: Any, where: str, *, result: bool = False) -> dict[str, Any]:
+    """The JSON Schema of one type hint; raises SchemaError for hints outside the supported set.
+
+    `result=True` describes a tool's result, which may also be Any (an open part, such as a check's figures)
+    or a union of several shapes; an argument may not: the tool would receive values nobody validated.
+    """
+    if hint is Any:
+        if not result:
+            raise SchemaError(f"{where}: unsupported type hint Any for an argument; expected a concrete type")
+        return {}
     if hint in JSON_TYPES:
         return {"type": JSON_TYPES[hint]}
     if typing.is_typeddict(hint):
-        return typed_dict_schema(hint, where)
+        return typed_dict_schema(hint, where, result=result)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return _literal_schema(tuple(member.value for member in hint), where)
     origin = get_origin(hint)
     args = get_args(hint)
     if origin is typing.Annotated:
-        schema = schema_for(args[0], where)
+        schema = schema_for(args[0], where, result=result)
         notes = [note for note in args[1:] if isinstance(note, str)]
         if notes:
             schema["description"] = " ".join(notes)
@@ -81,28 +120,16 @@ def schema_for(hint: Any, where: str) -> dict[str, Any]:
     if origin is Literal:
         return _literal_schema(args, where)
     if origin in (typing.Union, types.UnionType):
-        members = [arg for arg in args if arg is not type(None)]
-        if len(members) != 1 or len(args) != 2:
-            raise SchemaError(f"{where}: only `X | None` unions are supported, received {hint!r}")
-        inner = schema_for(members[0], where)
-        if "enum" in inner:
-            nullable = {**inner, "enum": [*inner["enum"], None]}
-            if "type" in inner:
-                nullable["type"] = [inner["type"], "null"]
-            return nullable
-        kind = inner.get("type")
-        if not isinstance(kind, str):
-            raise SchemaError(f"{where}: cannot make {hint!r} nullable")
-        return {**inner, "type": [kind, "null"]}
+        return _union_schema(hint, args, where, result)
     if origin in (list, collections.abc.Sequence, collections.abc.Iterable) and len(args) == 1:
-        return {"type": "array", "items": schema_for(args[0], f"{where}[]")}
+        return {"type": "array", "items": schema_for(args[0], f"{where}[]", result=result)}
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return {"type": "array", "items": schema_for(args[0], f"{where}[]")}
+        return {"type": "array", "items": schema_for(args[0], f"{where}[]", result=result)}
     if origin in (dict, collections.abc.Mapping) and len(args) == 2 and args[0] is str:
-        return {"type": "object", "additionalProperties": schema_for(args[1], f"{where}{{}}")}
+        return {"type": "object", "additionalProperties": schema_for(args[1], f"{where}{{}}", result=result)}
     raise SchemaError(
-        f"{where}: unsupported type hint {hint!r}; expected str, int, float, bool, None, X | None, list[X], "
-        "dict[str, X], Literal[...], Annotated[X, 'description'] or a TypedDict"
+        f"{where}: unsupported type hint {hint!r}; expected str, int, float, bool, None, an Enum, X | None, "
+        "list[X], dict[str, X], Literal[...], Annotated[X, 'description'] or a TypedDict"
     )
 
 
@@ -154,6 +181,17 @@ def _matches_type(value: Any, kind: str) -> tuple[bool, Any]:
     return False, value
 
 
+def _validate_any_of(value: Any, options: list[dict[str, Any]], where: str) -> Any:
+    """The value coerced by the first option it matches; else every option's complaint, so the caller sees why."""
+    complaints = []
+    for option in options:
+        try:
+            return validate(value, option, where)
+        except ValidationFailure as e:
+            complaints.append(str(e))
+    raise ValidationFailure(f"{where}: matches none of {len(options)} allowed shapes: " + " | ".join(complaints))
+
+
 def validate(value: Any, schema: dict[str, Any], where: str) -> Any:
     """Check `value` against a schema made by `schema_for`; return it coerced, or raise ValidationFailure."""
     if "enum" in schema:
@@ -170,6 +208,9 @@ def validate(value: Any, schema: dict[str, Any], where: str) -> Any:
                 break
         else:
             raise ValidationFailure(f"{where}: expected {' or '.join(kinds)}, received {_describe(value)}")
+    if "anyOf" in schema:
+        # a tool's outputSchema says "type": "object" beside anyOf (MCP wants an object schema): checked above
+        return _validate_any_of(value, schema["anyOf"], where)
     if isinstance(value, list) and "items" in schema:
         return [validate(item, schema["items"], f"{where}[{index}]") for index, item in enumerate(value)]
     if isinstance(value, dict) and "properties" in schema:

@@ -5,7 +5,8 @@
 
 `register` returns the function unchanged, so each tool stays directly callable and testable. The input
 schema comes from the type hints (additionalProperties: false), the description from the docstring, the
-output schema from the return hint (an object) or an explicit one. A parameter named `progress` is not
+output schema from the return hint (a TypedDict or a union of them: the result's real keys and types; a bare
+dict: any object) or an explicit one. A parameter named `progress` is not
 part of the schema: the dispatcher supplies it when the client asked for progress. Parameters named
 path / paths / root / glob are confined to the tool's root: `..`, absolute paths outside it, symlinks
 leading out of it and option-like values ("-x") are refused before the tool runs. A duplicate name raises.
@@ -17,6 +18,7 @@ import asyncio
 import inspect
 import os
 import re
+import types
 import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -248,23 +250,36 @@ def _parameters(func: Callable[..., Any], name: str) -> tuple[tuple[ToolParamete
     return tuple(parameters), accepts_progress, hints.get("return")
 
 
-def returns_typed_dict(func: Callable[..., Any]) -> bool:
-    """True when `func`'s return hint is a TypedDict: its own schema is the tool's outputSchema."""
+def is_typed_result(hint: Any) -> bool:
+    """A TypedDict, or a union of TypedDicts (a tool with several result shapes, e.g. its answer or an error)."""
+    if hint is None:
+        return False
+    if typing.is_typeddict(hint):
+        return True
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return all(typing.is_typeddict(member) for member in typing.get_args(hint))
+    return False
+
+
+def returns_typed_result(func: Callable[..., Any]) -> bool:
+    """True when `func`'s return hint is a typed result: its schema is the tool's outputSchema."""
     try:
         hint = get_type_hints(func).get("return")
     except Exception:
         return False
-    return hint is not None and typing.is_typeddict(hint)
+    return is_typed_result(hint)
 
 
 def _output_schema(return_hint: Any, explicit: dict[str, Any] | None, name: str) -> dict[str, Any] | None:
     if explicit is not None:
         return explicit
-    if return_hint is not None and typing.is_typeddict(return_hint):
+    if is_typed_result(return_hint):
         try:
-            return schema_for(return_hint, f"tool {name!r} return")
+            schema = schema_for(return_hint, f"tool {name!r} return", result=True)
         except SchemaError as e:
             raise ToolDefinitionError(str(e)) from e
+        # MCP wants an object schema: a union of shapes is an object that matches one of them
+        return schema if "type" in schema else {"type": "object", **schema}
     origin = getattr(return_hint, "__origin__", return_hint)
     if origin in (dict, Mapping) or return_hint is dict:
         return dict(OBJECT_OUTPUT_SCHEMA)

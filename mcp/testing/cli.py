@@ -14,6 +14,7 @@ from typing import Any, TextIO
 from config.settings import Settings
 from mcp.testing.plan import BadArgumentError, make_plan, resolve_root
 from mcp.testing.results import RunStatus
+from mcp.testing_server import TestingServer
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_ARGUMENTS = 0, 1, 2
 DEFAULT_TIMEOUT_SECONDS = float(Settings.model_fields["mcp_testing_timeout_seconds"].default)
@@ -62,8 +63,6 @@ def test_command(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> int:
     """Run one coverage run of the project at `root`, print the report to `stream`, return the exit code."""
-    # imported here: mcp.testing_server re-exports this function, so a top-level import would be circular
-    from mcp.testing_server import TestingServer
 
     def fail(message: str) -> int:
         if as_json:

@@ -16,6 +16,8 @@ from enum import StrEnum
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from core.integrations.rules import CoverageVerdict, coverage_verdict
+
 
 class RunStatus(StrEnum):
     """The outcome of one `run_tests` call."""
@@ -326,8 +328,12 @@ def summarise_counts(counts: SuiteCounts | None) -> dict[str, int]:
 
 
 def meets_threshold(coverage: float | None, threshold: float) -> bool:
-    """Whether a coverage fraction reaches the target (a missing figure never does)."""
-    return coverage is not None and coverage + 1e-9 >= threshold
+    """Whether a coverage fraction reaches the target (a missing figure never does), by the one coverage rule.
+
+    The integrator and the breaker judge the same figure with `coverage_verdict`; a tolerance here would let
+    the testing server say "meets" where they say "below" (issue 12: one rule).
+    """
+    return coverage is not None and coverage_verdict(coverage, threshold) is CoverageVerdict.OK
 
 
 def tail_text(output: str, max_lines: int = 40) -> str:

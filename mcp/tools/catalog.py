@@ -4,7 +4,9 @@ A tool's policy says whether it only reads (annotations, caching), which gate ki
 itself asks the integrator's gate and returns status "deferred" with the reason; the kind is listed here so
 the heavy tools are known in one place), how long its result may be served from the cache, and which
 server's cached results it makes stale. A tool a server offers that is not in the table is still served,
-conservatively: not read-only, never cached, and a warning says it should be added here.
+conservatively: not read-only, never cached, and a warning says it should be added here. A listed tool
+must return a typed result (a TypedDict, or a union of them, see mcp/protocol/schema.py), so its outputSchema
+says which keys a client will find and of which types; the catalog refuses one that returns a bare dict.
 """
 
 from __future__ import annotations
@@ -15,16 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mcp.protocol.tool_registry import ToolRegistry, returns_typed_dict
+from mcp.protocol.tool_registry import ToolDefinitionError, ToolRegistry, returns_typed_result
 
 logger = logging.getLogger(__name__)
-
-# every tool answers an object with a "status": "ok" and friends, "deferred" (gate), "error" (→ isError)
-STATUS_OBJECT_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"status": {"type": "string", "description": "ok, deferred, error, or a tool-specific state"}},
-    "required": ["status"],
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,7 +66,8 @@ class ToolSource:
 def build_tool_registry(
     sources: Mapping[str, ToolSource], policies: Mapping[str, ToolPolicy] | None = None
 ) -> ToolRegistry:
-    """A registry with every server's tools, in server order; raises DuplicateToolError on a name clash."""
+    """A registry with every server's tools, in server order; raises DuplicateToolError on a name clash and
+    ToolDefinitionError for a listed tool whose result is not typed."""
     table = POLICIES if policies is None else policies
     registry = ToolRegistry()
     for server, source in sources.items():
@@ -80,6 +76,11 @@ def build_tool_registry(
             policy = table.get(name)
             if policy is None:
                 logger.warning("MCP tool %s of server %s has no policy in mcp.tools.catalog: not cached", name, server)
+            elif not returns_typed_result(func):
+                raise ToolDefinitionError(
+                    f"tool {name!r} of server {server!r}: expected a TypedDict (or a union of them) as its return "
+                    "hint, so its outputSchema describes the real result; received an untyped return hint"
+                )
             effective = policy or UNLISTED
             registry.register(
                 func,
@@ -88,9 +89,6 @@ def build_tool_registry(
                 gate_kind=effective.gate_kind,
                 cache_ttl=effective.cache_ttl,
                 root=source.root,
-                # an unlisted tool gets the schema its return hint implies, without promising a status; a tool
-                # returning a TypedDict publishes that type (it has a status key of its own)
-                output_schema=STATUS_OBJECT_SCHEMA if policy is not None and not returns_typed_dict(func) else None,
                 invalidates=effective.invalidates,
             )
     return registry

@@ -33,6 +33,18 @@ from core.risk_snapshot import (
 )
 from mcp.monitoring.gate_status import gate_summary
 from mcp.protocol.clip import clip_repr
+from mcp.protocol.results import ToolError
+from mcp.tools.monitoring_results import (
+    GateState,
+    HealthReport,
+    MetricsSummary,
+    NoMetrics,
+    NoRiskState,
+    OneComponent,
+    PerformanceReport,
+    RiskState,
+    Unavailable,
+)
 from utils.atomic import StateFileError
 
 logger = logging.getLogger(__name__)
@@ -138,7 +150,7 @@ class MonitoringTools:
             self.get_performance_report,
         ]
 
-    async def get_performance_report(self) -> dict[str, Any]:
+    async def get_performance_report(self) -> PerformanceReport | Unavailable | ToolError:
         """The 📊 PERFORMANCE REPORT now, as text: trades copied and denied by reason, P&L, breaker trips,
         decision → ack latency p50/p99, the sidecar's CPU and RSS, coverage, alerts sent and suppressed."""
         if self._report is None:
@@ -149,7 +161,7 @@ class MonitoringTools:
             logger.exception("the performance report failed")
             return {"status": "error", "error": f"performance report unavailable: {type(e).__name__}: {e}"}
 
-    async def get_health(self, component: str | None = None) -> dict[str, Any]:
+    async def get_health(self, component: str | None = None) -> HealthReport | OneComponent | ToolError:
         """The sidecar's latest health report: overall status (healthy/degraded/critical) and every component
         with its message and figures; pass `component` (e.g. "main_bot", "circuit_breaker") for just one."""
         if self._ready is not None and not self._ready.is_set():
@@ -169,7 +181,7 @@ class MonitoringTools:
             "generated_at": report.get("generated_at"),
         }
 
-    async def get_risk_state(self) -> dict[str, Any]:
+    async def get_risk_state(self) -> RiskState | NoRiskState | ToolError:
         """The bot's risk state from its published snapshot, read-only: trading state, breaker record, risk
         parameters, exposure, positions, latency, errors. Wallets are masked; status says if it is missing or stale."""
         try:
@@ -193,7 +205,7 @@ class MonitoringTools:
             **view,
         }
 
-    async def get_metrics_summary(self, prefix: str | None = None) -> dict[str, Any]:
+    async def get_metrics_summary(self, prefix: str | None = None) -> MetricsSummary | NoMetrics | ToolError:
         """Current values of the sidecar's Prometheus metrics (tool calls, cache hits, health, coverage, gate);
         histograms as count and sum. `prefix` keeps only metrics whose name starts with it (e.g. "mcp_tool")."""
         if prefix is not None and prefix != "" and not METRIC_PREFIX.match(prefix):
@@ -204,7 +216,7 @@ class MonitoringTools:
         metrics = summarize_registry(self._registry, prefix or None)
         return {"status": "ok", "prefix": prefix, "metric_count": len(metrics), "metrics": metrics}
 
-    async def get_gate_state(self) -> dict[str, Any]:
+    async def get_gate_state(self) -> GateState | Unavailable | ToolError:
         """The MCP risk integrator's gate: may heavy work (scans, test runs) start now and why not, market hours,
         the MCP circuit breaker's state, and how many heavy jobs were deferred."""
         if self._integrator is None:

@@ -3,7 +3,8 @@
 Read-only views of the trade ledger (opened `mode=ro`) and the risk snapshot, built by the same functions
 as the dashboard's GET /api/trading, so an assistant sees the figures the operator sees. Wallets come
 masked from the ledger (last 6 characters); the dispatcher scrubs once more on the way out. Each tool
-returns a TypedDict, so its outputSchema is published and its structuredContent is typed.
+returns a TypedDict (or the protocol's ToolError), so its outputSchema is published and its structuredContent
+is typed.
 
     tools = TradingTools(TradingSource.from_settings(settings))
     tools.tools()   # [get_positions, get_recent_trades, get_pnl]
@@ -12,9 +13,13 @@ returns a TypedDict, so its outputSchema is published and its structuredContent 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
 
+from mcp.protocol.results import ToolError
 from mcp.trading.source import MAX_TRADES, TradingSource
+
+# "ok", or "no_ledger" before the bot's first trade (mcp/trading/view.py)
+LedgerStatus = Literal["ok", "no_ledger"]
 
 
 class Position(TypedDict):
@@ -45,7 +50,7 @@ class Exposure(TypedDict):
 class PositionsResult(TypedDict):
     """What the bot holds (status ok, or no_ledger before the bot's first trade)."""
 
-    status: str
+    status: LedgerStatus
     message: str
     exposure: Exposure
     positions: list[Position]
@@ -72,9 +77,9 @@ class Trade(TypedDict):
 
 
 class TradesResult(TypedDict):
-    """The newest followed trades, newest first."""
+    """The newest followed trades, newest first (status error: a limit out of range, no trades)."""
 
-    status: str
+    status: Literal["ok", "no_ledger", "error"]
     message: str
     trades: list[Trade]
 
@@ -101,7 +106,7 @@ class Pnl(TypedDict):
 class PnlResult(TypedDict):
     """Today's P&L, and the trading mode and state from the bot's snapshot."""
 
-    status: str
+    status: LedgerStatus
     message: str
     trading_mode: str | None
     trading_state: str | None
@@ -118,7 +123,7 @@ class TradingTools:
         """The MCP tools: plain typed coroutines."""
         return [self.get_positions, self.get_recent_trades, self.get_pnl]
 
-    async def get_positions(self) -> PositionsResult:
+    async def get_positions(self) -> PositionsResult | ToolError:
         """What the copy bot holds now: per market its title, outcome, size, average price, mark, unrealized P&L
         and exposure against the per-market limit (MAX_POSITION_SIZE), plus total exposure. Read-only."""
         view = await self.source.view()
@@ -131,7 +136,7 @@ class TradingTools:
 
     async def get_recent_trades(
         self, limit: Annotated[int, f"how many trades, newest first (1 to {MAX_TRADES})"] = 10
-    ) -> TradesResult:
+    ) -> TradesResult | ToolError:
         """The followed wallets' newest trades and what the bot did with each: copied (with fill and latency),
         denied (with the reasons) or failed. Wallets are masked. Read-only."""
         if not 1 <= limit <= MAX_TRADES:
@@ -143,7 +148,7 @@ class TradingTools:
         view = await self.source.view(trades=limit)
         return {"status": view["status"], "message": view["message"], "trades": view["recent_trades"]}
 
-    async def get_pnl(self) -> PnlResult:
+    async def get_pnl(self) -> PnlResult | ToolError:
         """Today's profit and loss in USDC: realized, unrealized, fees, equity, and how much of the daily-loss
         limit (MAX_DAILY_LOSS) is used; copies and denials of the day. Read-only."""
         view = await self.source.view()

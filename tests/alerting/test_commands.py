@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -276,3 +277,21 @@ async def test_run_keeps_trying_while_telegram_is_unreachable(caplog: pytest.Log
     assert commands.stats["polling_errors"] >= 2
     assert any("Telegram unreachable for commands" in m for m in caplog.messages)
     assert all(TOKEN not in m for m in caplog.messages)
+
+
+async def test_the_application_is_built_off_the_event_loop(telegram: FakeTelegram) -> None:
+    """Its two HTTPX transports each load the CA bundle (tens of ms of CPU): that happens in a worker thread."""
+    built_on: list[int] = []
+
+    class Recording(TelegramCommands):
+        def build_application(self) -> Any:
+            built_on.append(threading.get_ident())
+            return super().build_application()
+
+    commands = Recording(TOKEN, RecordingBackend(), POLICY, base_url=telegram.base_url, poll_seconds=1.0)
+    await commands.start()
+    try:
+        assert commands.application is not None and commands.application.running
+    finally:
+        await commands.stop()
+    assert built_on and threading.get_ident() not in built_on

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,9 +13,11 @@ import pytest
 from tests.alerting.conftest import CHAT, STAGING_CHAT, TOKEN, alert, pipeline_config
 from tests.fakes.fake_alertmanager import FakeAlertmanager
 from tests.fakes.fake_telegram import Drop, Failure, FakeTelegram, RateLimited, Refuse, Stall
+from tests.waiting import eventually
+from utils.alerting.channel import Channel
 from utils.alerting.model import AlertSeverity
-from utils.alerting.outbox import RowState
-from utils.alerting.pipeline import AlertPipeline
+from utils.alerting.outbox import OutboxRow, RowState
+from utils.alerting.pipeline import AlertPipeline, PipelineConfig, default_channels
 
 pytestmark = pytest.mark.integration
 
@@ -139,11 +142,13 @@ async def test_rate_limit_is_honoured_as_given(
     submission = await pipeline.submit(alert("flood"))
     assert pipeline.outbox is not None
     await telegram.wait_for_attempts(1, within=5.0)
-    for _ in range(100):  # the worker records the outcome right after the answer
-        (row,) = await pipeline.outbox.rows(RowState.PENDING)
-        if row.attempts:
-            break
-        await asyncio.sleep(0.02)
+    outbox = pipeline.outbox
+
+    async def attempted_row() -> OutboxRow | None:  # the worker records the outcome right after the answer
+        (row,) = await outbox.rows(RowState.PENDING)
+        return row if row.attempts else None
+
+    row = await eventually(attempted_row, "the failed attempt recorded in the outbox", within=5.0)
     assert row.id == submission.row_ids[0] and row.attempts == 1
     # scheduled one retry_after after the failed attempt, not the 10 ms transient backoff
     assert row.next_attempt_at - row.created_at >= 1.0
@@ -180,7 +185,7 @@ async def test_a_stalled_chat_does_not_hold_up_another_chat(
     telegram.fail(RateLimited(retry_after=1))
     pipeline = make_pipeline(telegram, staging_chat_id=STAGING_CHAT)
     await pipeline.submit(alert("main first"))
-    await asyncio.sleep(0.1)
+    await telegram.wait_for_attempts(1, within=5.0)  # the main chat is now waiting out its retry_after
     await pipeline.submit(alert("staging second", staging=True))
     await telegram.wait_for_messages(1, within=5.0)
     assert telegram.messages[0].chat_id == STAGING_CHAT
@@ -291,3 +296,21 @@ def test_one_shot_event_loops_reuse_the_pipeline(tmp_path: Path) -> None:
     asyncio.run(once("first run", close=False))
     asyncio.run(once("second run", close=True))
     assert delivered == ["<b>first run</b>", "<b>second run</b>"]
+
+
+async def test_the_channels_are_built_off_the_event_loop(telegram: FakeTelegram, tmp_path: Path) -> None:
+    """Each Telegram transport loads the CA bundle (tens of ms of CPU): that happens in a worker thread."""
+    built_on: list[int] = []
+
+    def channels(config: PipelineConfig) -> dict[str, Channel]:
+        built_on.append(threading.get_ident())
+        return default_channels(config)
+
+    pipeline = AlertPipeline(pipeline_config(tmp_path / "outbox.sqlite3", telegram), channel_factory=channels)
+    try:
+        await pipeline.submit(alert("built off the loop"))
+        assert await pipeline.flush(10.0)
+    finally:
+        await pipeline.aclose()
+    assert built_on and threading.get_ident() not in built_on
+    assert [m.text for m in telegram.messages] == ["<b>built off the loop</b>"]

@@ -136,6 +136,25 @@ async def test_dashboard_shows_the_stack_and_sees_the_bot_die(
             assert await page.locator("[data-component]").count() == len(cards)
             assert await page.locator("#breaker-badge").text_content() in {"ACTIVE", "HALTED"}
             assert await page.locator("#gate-badge").get_attribute("data-status") in STATUSES | {"unknown"}
+            # issue 12: the page's reset names the MCP breaker; the trading breaker's panel says where its reset is
+            button = page.locator("#mcp-reset-button")
+            assert await button.text_content() == "Reset MCP circuit breaker (sidecar heavy work)"
+            note = " ".join((await page.locator("#mcp-reset-note").text_content() or "").split())
+            assert "never touches the trading circuit breaker" in note
+            trading_note = await page.locator("#breaker-reset-note").text_content() or ""
+            assert "python main.py --reset-circuit-breaker" in trading_note
+            await page.locator("#mcp-reset-token").fill("not-the-token")
+            seen = len(problems)
+            await button.click()
+            result = page.locator("#mcp-reset-result")
+            await page.wait_for_function(
+                "() => document.getElementById('mcp-reset-result').textContent.includes('HTTP 40')", timeout=15_000
+            )
+            assert "MCP circuit breaker not reset" in (await result.text_content() or "")
+            # the browser logs the refused POST (401, or 403 without DASHBOARD_TOKEN) as a console error: expected here
+            refusals = problems[seen:]
+            assert all("status of 40" in entry for entry in refusals), refusals
+            del problems[seen:]
             main_bot = page.locator('[data-component="main_bot"] .badge')
             assert await main_bot.get_attribute("data-status") != "critical"
 

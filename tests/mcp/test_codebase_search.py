@@ -24,6 +24,7 @@ from mcp.search.matcher import NameMatcher
 from mcp.search.rules import env_example_variables
 from mcp.search.scanner import analyze_file
 from mcp.server import Server
+from tests.waiting import eventually
 
 PARAMS = ["max_daily_loss", "stop_loss", "log_level"]
 OLD_NS = 1_600_000_000 * 10**9  # 2020: far outside the "modified just now" window
@@ -543,10 +544,7 @@ async def test_run_defers_heavy_work_when_the_gate_refuses(tmp_path: Path) -> No
     assert not (tmp_path / "state" / "cache.json").exists()  # nothing was scanned
 
     gate.allowed = True  # market closes: the next periodic rescan runs
-    for _ in range(500):
-        if server.health()["scans"]:
-            break
-        await asyncio.sleep(0.01)
+    await eventually(lambda: server.health()["scans"], "the deferred scan running once allowed")
     assert server.health()["scan_status"] == "ok"
     await stop(task)
 
@@ -599,12 +597,12 @@ async def test_periodic_rescans_pick_up_changes(tmp_path: Path) -> None:
     server = make_server(root, tmp_path, rescan_interval=0.01)
     task = await run_until_ready(server)
     write(root, "core/new_module.py", "settings.stop_loss = 0.9\n")
-    for _ in range(500):
+
+    async def new_module_found() -> bool:
         found = await server.find_risk_parameter_usages("stop_loss")
-        if "core/new_module.py" in found["files"]:
-            break
-        await asyncio.sleep(0.01)
-    assert "core/new_module.py" in found["files"]
+        return "core/new_module.py" in found["files"]
+
+    await eventually(new_module_found, "a rescan finding the new module")
     await stop(task)
 
 

@@ -21,6 +21,7 @@ from mcp.server_registry import SERVERS, SERVICES, ServerSpec, resolve_factory, 
 from mcp.sidecar_builder import build_graph, build_servers
 from mcp.sidecar_graph import SidecarGraph
 from tests.fakes.fake_servers import ReadyServer
+from tests.waiting import eventually
 from utils.sd_notify import SystemdNotifier
 
 
@@ -177,14 +178,6 @@ def test_the_real_servers_build_with_the_integrator_gate(tmp_path: Path) -> None
     assert get_mcp_risk_integrator() is sidecar.graph.integrator
 
 
-async def wait_for_file(path: Path) -> None:
-    for _ in range(3000):
-        if await asyncio.to_thread(path.exists):
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{path} never appeared")
-
-
 async def test_serve_returns_0_on_a_clean_stop(tmp_path: Path) -> None:
     stop = asyncio.Event()
     server = ReadyServer("monitoring")
@@ -197,7 +190,8 @@ async def test_serve_returns_0_on_a_clean_stop(tmp_path: Path) -> None:
             install_signal_handlers=False,
         )
     )
-    await wait_for_file(tmp_path / "sidecar_status.json")
+    status_file = tmp_path / "sidecar_status.json"
+    await eventually(lambda: asyncio.to_thread(status_file.exists), f"{status_file} appearing", within=30)
     stop.set()
     assert await asyncio.wait_for(running, timeout=30) == 0
     assert server.cancelled == 1

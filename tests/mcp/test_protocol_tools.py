@@ -17,7 +17,7 @@ from mcp.codebase_search import CodebaseSearchServer
 from mcp.monitoring.metrics import MonitoringMetrics
 from mcp.protocol.dispatcher import Dispatcher
 from mcp.testing_server import TestingServer
-from mcp.tools.catalog import POLICIES, STATUS_OBJECT_SCHEMA, ToolSource, build_tool_registry
+from mcp.tools.catalog import POLICIES, ToolSource, build_tool_registry
 from mcp.tools.monitoring_tools import MonitoringTools
 from mcp.tools.runtime import make_scrubber
 from tests.mcp.mcp_protocol_support import Client
@@ -119,7 +119,11 @@ async def test_the_catalog_lists_the_three_servers_tools(tmp_path: Path) -> None
     # the trading view's tools (issue 11) have their own test: tests/mcp/test_trading_tools.py
     assert set(POLICIES) == set(EXPECTED_TOOLS) | {"get_positions", "get_recent_trades", "get_pnl"}
     for tool in tools:
-        assert tool["outputSchema"] == STATUS_OBJECT_SCHEMA
+        # a typed result (issue 12): every shape the tool answers is an object that names its status
+        schema = tool["outputSchema"]
+        assert schema["type"] == "object"
+        for shape in schema.get("anyOf", [schema]):
+            assert "status" in shape["required"] and shape["additionalProperties"] is False, tool["name"]
         assert tool["inputSchema"]["additionalProperties"] is False
         assert tool["description"]
     by_name = {tool["name"]: tool for tool in tools}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,6 +43,7 @@ from tests.fakes.fake_host import FakeHost
 from tests.fakes.fake_psutil import FakeProc
 from tests.fakes.fake_servers import ReadyServer
 from tests.fakes.fake_telegram import FakeTelegram, Stall
+from tests.waiting import eventually
 from utils import alerts
 from utils.alerting.commands import TelegramCommands
 from utils.alerting.delivery import RetryPolicy
@@ -74,14 +75,6 @@ def settings_for(tmp_path: Path, telegram: FakeTelegram | None = None, **overrid
         )
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
-
-
-async def eventually(condition: Callable[[], bool], what: str, within: float = 15.0) -> None:
-    for _ in range(int(within / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"{what} did not happen within {within} s")
 
 
 @dataclass

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.integrations.rules import CoverageVerdict, coverage_verdict
 from mcp.testing.progress import ProgressParser, ProgressReporter, ProgressState
 from mcp.testing.results import (
     CoverageReport,
@@ -344,3 +345,21 @@ class TestProgressReporter:
         await reporter.started("x")
         await reporter.finished("y")
         assert caplog.text.count("progress callback failed") == 2
+
+
+# --- issue 12: the testing server's "meets threshold" is the one coverage rule ------------------------
+
+
+@given(
+    coverage=st.floats(min_value=0.0, max_value=1.0, allow_nan=False),
+    threshold=st.floats(min_value=0.01, max_value=1.0, allow_nan=False),
+)
+def test_meets_threshold_agrees_with_the_integrators_coverage_rule(coverage: float, threshold: float) -> None:
+    assert meets_threshold(coverage, threshold) is (coverage_verdict(coverage, threshold) is CoverageVerdict.OK)
+
+
+def test_a_figure_a_hair_below_the_threshold_does_not_meet_it() -> None:
+    # a tolerance here once let the testing server say "meets" where the integrator said "below"
+    assert meets_threshold(0.8 - 1e-12, 0.8) is False
+    assert meets_threshold(0.8, 0.8) is True
+    assert meets_threshold(None, 0.8) is False

@@ -32,6 +32,7 @@ from mcp.testing.runner import (
     run_process,
 )
 from tests.mcp.testing_projects import alive_in_group, gone_soon
+from tests.waiting import eventually, wait_until
 
 
 class TestPlan:
@@ -296,10 +297,7 @@ class TestRunProcess:
                 kill_grace=0.5,
             )
         )
-        for _ in range(200):
-            if pid_file.exists() and len(pid_file.read_text().split()) == 2:
-                break
-            await asyncio.sleep(0.05)
+        await eventually(lambda: pid_file.exists() and len(pid_file.read_text().split()) == 2, "both pids written")
         leader, child = (int(x) for x in pid_file.read_text().split())
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
@@ -325,10 +323,7 @@ def test_a_test_run_dies_with_a_sidecar_killed_by_sigkill(tmp_path: Path) -> Non
     )
     parent = subprocess.Popen([sys.executable, "-c", parent_script], cwd=Path(__file__).resolve().parents[2])
     try:
-        deadline = time.monotonic() + 30
-        while not (pid_file.exists() and pid_file.read_text()):
-            assert time.monotonic() < deadline, "the test run never started"
-            time.sleep(0.05)
+        wait_until(lambda: pid_file.exists() and pid_file.read_text(), "the test run starting", within=30)
         child = int(pid_file.read_text())
         parent.kill()
         parent.wait()

@@ -33,6 +33,7 @@ from tests.mcp.testing_projects import (
     passing_project,
     write_project,
 )
+from tests.waiting import eventually
 
 
 def make_server(tmp_path: Path, root: Path, **overrides: Any) -> TestingServer:
@@ -324,10 +325,7 @@ async def test_a_hanging_suite_times_out_and_its_whole_process_tree_dies(tmp_pat
     environ = {**os.environ, "HANG_PID_FILE": str(pid_file)}
     server = make_server(tmp_path, hanging_project(tmp_path / "proj"), timeout_seconds=10.0, environ=environ)
     run = asyncio.create_task(server.run_tests())
-    for _ in range(400):
-        if await asyncio.to_thread(pid_file.exists) or run.done():
-            break
-        await asyncio.sleep(0.025)
+    await eventually(lambda: run.done() or asyncio.to_thread(pid_file.exists), "the suite hanging", within=10)
     assert not run.done(), f"the run ended before the test hung: {run.result()}"
     leader, pgid, in_group, escaped = (int(x) for x in pid_file.read_text().split())
     # the run's group is led by the wrapper (the test process's parent), apart from ours

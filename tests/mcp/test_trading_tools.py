@@ -77,8 +77,11 @@ async def test_the_tools_are_listed_read_only_with_typed_output(client: Client) 
     assert set(tools) == {"get_positions", "get_recent_trades", "get_pnl"}
     for tool in tools.values():
         assert tool["annotations"]["readOnlyHint"] is True
-        assert "status" in tool["outputSchema"]["required"]
-    positions_schema = tools["get_positions"]["outputSchema"]["properties"]["positions"]["items"]
+        # the tool's own result, or the protocol's {"status": "error", "error": ...} (mcp.protocol.results)
+        shapes = tool["outputSchema"]["anyOf"]
+        assert all("status" in shape["required"] for shape in shapes)
+        assert shapes[-1]["properties"]["status"] == {"enum": ["error"], "type": "string"}
+    positions_schema = tools["get_positions"]["outputSchema"]["anyOf"][0]["properties"]["positions"]["items"]
     assert {"market_title", "unrealized_pnl", "exposure_limit"} <= set(positions_schema["properties"])
     assert tools["get_recent_trades"]["inputSchema"]["properties"]["limit"]["default"] == 10
 

@@ -136,7 +136,7 @@ RowHook = Callable[[OutboxRow], None]
 
 
 def default_channels(config: PipelineConfig) -> dict[str, Channel]:
-    """The real channels the configuration asks for (built on the loop that will use them)."""
+    """The real channels the configuration asks for (built in a worker thread; they bind to a loop on first use)."""
     channels: dict[str, Channel] = {}
     if config.telegram_enabled and config.telegram_token:
         # local: python-telegram-bot (~7 MB of RSS) is loaded only by a process that sends to Telegram
@@ -330,7 +330,8 @@ class AlertPipeline:
         assert self.outbox is not None
         channels: dict[str, Channel] = {}
         try:
-            channels = dict(self._channel_factory(self.config))
+            # off the loop: each Telegram transport loads the CA bundle (~20 ms of CPU apiece, more on slow hosts)
+            channels = dict(await asyncio.to_thread(self._channel_factory, self.config))
         except Exception:
             logger.exception("building the alert channels failed; alerts stay in the outbox")
         worker = DeliveryWorker(

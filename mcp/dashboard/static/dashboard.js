@@ -616,5 +616,39 @@
     }
   }
 
+  // --- the MCP circuit breaker's reset (issue 12) ----------------------------------------------------
+  // Only the MCP breaker (the sidecar's heavy work): the trading breaker is reset by `python main.py
+  // --reset-circuit-breaker` alone. The token goes in the Authorization header, never in a cookie or the URL.
+
+  async function resetMcpBreaker(event) {
+    event.preventDefault();
+    const tokenField = byId("mcp-reset-token");
+    const result = byId("mcp-reset-result");
+    const button = byId("mcp-reset-button");
+    button.disabled = true;
+    result.textContent = "resetting the MCP circuit breaker…";
+    try {
+      const response = await fetch("/reset-mcp-circuit-breaker", {
+        method: "POST",
+        cache: "no-store",
+        headers: { Authorization: `Bearer ${tokenField.value.trim()}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ reason: "reset from the dashboard page" }),
+      });
+      const answer = await response.json().catch(() => ({}));
+      if (response.ok) {
+        const state = answer.mcp_circuit_breaker && answer.mcp_circuit_breaker.state;
+        result.textContent = `MCP circuit breaker reset (now ${state || "unknown"}); the trading breaker is unchanged`;
+      } else {
+        result.textContent = `MCP circuit breaker not reset: HTTP ${response.status} ${answer.error || ""}`;
+      }
+    } catch (error) {
+      result.textContent = `MCP circuit breaker not reset: ${error.message}`;
+    } finally {
+      tokenField.value = "";
+      button.disabled = false;
+    }
+  }
+
+  byId("mcp-reset").addEventListener("submit", resetMcpBreaker);
   refresh();
 })();
