@@ -50,12 +50,23 @@ def test_a_core_import_of_mcp_is_found_in_every_scope() -> None:
     assert all(edge.target == "mcp.x" for edge in found)
 
 
-def test_a_relative_import_is_resolved_before_the_layer_is_judged() -> None:
-    tree = {"core/__init__.py": "", "core/a.py": "from ..mcp import x\n", "mcp/__init__.py": "", "mcp/x.py": ""}
-    assert [edge.target for edge in core_imports_of_mcp(tree)] == ["mcp.x"]
-    sibling = {"core/__init__.py": "", "core/a.py": "from . import b\n", "core/b.py": "", "mcp/__init__.py": ""}
-    assert core_imports_of_mcp(sibling) == []
-    assert [(edge.source, edge.target) for edge in import_edges(sibling)] == [("core.a", "core.b")]
+def test_relative_imports_are_resolved_and_their_cycles_found() -> None:
+    tree = {
+        "mcp/__init__.py": "",
+        "mcp/server.py": "def f():\n    from .tools import a\n",
+        "mcp/tools/__init__.py": "from .a import g\n",
+        "mcp/tools/a.py": "from ..server import Server\nfrom . import b\n",
+        "mcp/tools/b.py": "",
+    }
+    assert sorted((edge.source, edge.target) for edge in import_edges(tree)) == [
+        ("mcp.server", "mcp.tools.a"),
+        ("mcp.tools", "mcp.tools.a"),
+        ("mcp.tools.a", "mcp.server"),
+        ("mcp.tools.a", "mcp.tools.b"),
+    ]
+    assert [describe_cycle(cycle).splitlines()[0] for cycle in import_cycles(tree)] == [
+        "mcp.server -> mcp.tools.a -> mcp.server"
+    ]
 
 
 def test_utils_or_config_importing_core_or_mcp_is_found() -> None:
