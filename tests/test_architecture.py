@@ -137,6 +137,9 @@ def test_a_commented_local_import_passes_and_an_uncommented_one_fails() -> None:
             "\n"
             "def not_ours():\n"
             "    import json\n"
+            "\n"
+            "def dynamic():\n"
+            "    return importlib.import_module('mcp.c')\n"
         ),
         "mcp/b.py": "",
         "mcp/c.py": "",
@@ -147,6 +150,7 @@ def test_a_commented_local_import_passes_and_an_uncommented_one_fails() -> None:
         (6, "local: mcp.b pulls in a heavy library only this command needs"),
         (10, None),
         (15, None),
+        (21, None),
     ]
 
 
