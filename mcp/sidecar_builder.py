@@ -136,8 +136,8 @@ def build_integrator(graph: SidecarGraph) -> None:
         graph.integrator_problem = f"{type(e).__name__}: {e}"
         return
     graph.integrator = integrator
-    # lead: set_process_integrator(integrator) here -- done: get_mcp_risk_integrator() (the user's facade, for
-    # snippets run in this process) answers with the graph's integrator; nothing in the product calls it
+    # the user's facade (for test-plan snippets run in this process) answers with the graph's integrator;
+    # nothing in the product looks it up
     set_process_integrator(integrator)
 
 
