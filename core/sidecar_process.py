@@ -102,6 +102,7 @@ GiveUpAlert = Callable[[str], Awaitable[Any]]
 
 async def alert_through_outbox(message: str) -> None:
     """🔴 CRITICAL ISSUE through the process's alert manager (outbox first, then Telegram or the log)."""
+    # local: the alert manager (the alerting pipeline and its SQLite outbox) loads only when a give-up alert is sent
     from utils.alerts import AlertType, send_alert
 
     await send_alert(AlertType.CRITICAL_ISSUE, message, "critical", key=GIVE_UP_ALERT_KEY)

@@ -23,6 +23,7 @@ from typing import Any
 from config.settings import Settings, get_settings
 from core.circuit_breaker import CircuitBreaker
 from core.clob.base import ClobClient, ClobError, OrderAck, OrderBook, OrderRequest, Side
+from core.clob.paper import PaperClobClient
 from core.execution_result import (
     ERROR_KINDS,
     RSS_REFRESH_SECONDS,
@@ -92,8 +93,6 @@ def _default_breaker(settings: Settings) -> CircuitBreaker:
 
 
 def _default_clob(settings: Settings) -> ClobClient:
-    from core.clob.paper import PaperClobClient
-
     return PaperClobClient(settings)
 
 

@@ -27,6 +27,10 @@ from mcp.alert_rules import Echo, Notice, RuleConfig, RuleState, evaluate, obser
 from mcp.health import HealthStatus
 from mcp.monitoring.report import next_report_due, report_time
 from mcp.monitoring.thresholds import HOST_WINDOW_FACTOR, MIN_DURATION_INTERVALS, MonitoringLimits
+from utils.alerting.dedup import Action, Candidate, Decision
+from utils.alerting.fingerprint import alert_fingerprint
+from utils.alerting.model import DEFAULT_ALERTNAME, Alert, AlertSeverity
+from utils.alerts import AlertType, get_alert_manager
 
 logger = logging.getLogger(__name__)
 
@@ -64,17 +68,8 @@ def rule_config(settings: Settings) -> RuleConfig:
     )
 
 
-def _manager() -> Any:
-    from utils.alerts import get_alert_manager
-
-    return get_alert_manager()
-
-
 async def delivered_by_bot(manager: Any, echo: Echo) -> bool:
     """True when the shared outbox holds the bot's message `echo` (same fingerprint) since `echo.since`."""
-    from utils.alerting.fingerprint import alert_fingerprint
-    from utils.alerting.model import Alert, AlertSeverity
-
     pipeline = manager.pipeline
     if pipeline.log_only:
         return False  # no outbox: both processes only log, and a log line is not a message
@@ -91,10 +86,6 @@ async def delivered_by_bot(manager: Any, echo: Echo) -> bool:
 
 def record_as_delivered(manager: Any, notice: Notice, alert_type: Any, now: float) -> None:
     """Let the sidecar's dedup know the notice went out (through the bot): its resolution then works."""
-    from utils.alerting.dedup import Action, Candidate, Decision
-    from utils.alerting.fingerprint import alert_fingerprint
-    from utils.alerting.model import DEFAULT_ALERTNAME, Alert, AlertSeverity
-
     pipeline = manager.pipeline
     name = alert_type.name if alert_type is not None else DEFAULT_ALERTNAME
     severity = AlertSeverity(notice.severity)
@@ -106,8 +97,6 @@ def record_as_delivered(manager: Any, notice: Notice, alert_type: Any, now: floa
 
 async def deliver(manager: Any, notice: Notice, now: float) -> str:
     """Send one notice through the alert manager; what became of it: sent, suppressed, by_bot or disabled."""
-    from utils.alerts import AlertType
-
     alert_type = AlertType[notice.alert_type] if notice.alert_type else None
     if alert_type is AlertType.CIRCUIT_BREAKER_TRIPPED and not manager.alert_on_circuit_breaker:
         return "disabled"
@@ -131,7 +120,7 @@ class AlertRulesServer:
         settings: Settings,
         monitoring: MonitoringView,
         *,
-        manager_factory: Callable[[], Any] = _manager,
+        manager_factory: Callable[[], Any] = get_alert_manager,
         interval: float | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -225,8 +214,6 @@ class AlertRulesServer:
         if self.next_report is None or now < self.next_report:
             return
         self.next_report = next_report_due(now, self.report_at)
-        from utils.alerts import AlertType
-
         answer = await self.monitoring.performance_report()
         text = str(answer.get("text") or "")
         body = text.split("\n", 1)[1] if text.startswith(AlertType.PERFORMANCE_REPORT.heading) else text

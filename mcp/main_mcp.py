@@ -37,6 +37,7 @@ if __name__ == "__main__" and sys.argv[1:2] == ["scan"]:
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -52,11 +53,18 @@ import psutil
 
 from config.mcp_config import EXIT_BAD_CONFIG, load_or_exit
 from config.settings import Settings
+from mcp import codebase_search
+from mcp.containment.policy import lower_heavy_priority
 from mcp.containment.runtime import get_process_containment
+from mcp.monitoring_server import format_report
+from mcp.preflight import sidecar_settings_problems
 from mcp.server import Server
-from mcp.server_registry import SERVERS, ServerFactory, build_servers, build_services, integrator_gate, selected_servers
+from mcp.server_registry import SERVERS, ServerFactory, selected_servers
+from mcp.sidecar_builder import build_graph, monitoring_server
 from mcp.status import STATUS_FILE_NAME, status_command
 from mcp.supervisor import Outcome, Supervisor
+from mcp.testing.cli import test_command
+from mcp.tools.runtime import offer_tools_on_dashboard, serve_stdio_servers
 from utils.alerts import close_alerts, configure_alerts, flush_alerts
 from utils.logging_setup import configure_logging
 from utils.sd_notify import SystemdNotifier, watchdog_interval
@@ -73,19 +81,6 @@ ALERT_FLUSH_SECONDS = 1.0
 ALERT_CLOSE_SECONDS = 0.75
 LOOP_CLOSE_SECONDS = 0.75
 EXIT_OK, EXIT_FAILED = 0, 1
-
-
-def share_servers_with_integrator(servers: list[Server]) -> None:
-    """Let the integrator's scan/coverage calls use the running servers (one scan cache, one test history)."""
-    by_name = {server.name: server for server in servers}
-    if "codebase_search" not in by_name and "testing" not in by_name:
-        return
-    try:
-        from core.integrations.mcp_risk_integration import get_mcp_risk_integrator
-
-        get_mcp_risk_integrator().use_servers(search=by_name.get("codebase_search"), testing=by_name.get("testing"))
-    except Exception:
-        logger.exception("the MCP risk integrator is unavailable: it cannot share the running servers")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,8 +132,6 @@ def effective_health_interval(configured: float, watchdog: float | None) -> floa
 
 def print_monitoring_report(report: dict[str, Any]) -> None:
     """Print the monitoring report (one line per component) to stdout as it is produced."""
-    from mcp.monitoring_server import format_report
-
     print("\n".join(format_report(report)), flush=True)
 
 
@@ -252,14 +245,12 @@ def _close_loop(loop: asyncio.AbstractEventLoop, executor: ThreadPoolExecutor) -
 
 
 def run_servers(settings: Settings, command: str, *, hard_exit: bool = True) -> int:
-    """Build the servers of `command`, supervise them in a fresh event loop, and return the exit code.
+    """Build the sidecar's graph for `command`, supervise its servers in a fresh event loop, return the exit code.
 
     With `hard_exit`, a task or thread that ignores the stop makes the process leave with os._exit after
     flushing the logs, since the interpreter would otherwise wait for it at exit.
     """
     names = selected_servers(command, settings)
-    from mcp.preflight import sidecar_settings_problems
-
     problems = sidecar_settings_problems(settings, command)
     if problems:
         # refused before anything starts; the bot runs the same checks before it trades (main.py)
@@ -267,22 +258,15 @@ def run_servers(settings: Settings, command: str, *, hard_exit: bool = True) -> 
         return EXIT_BAD_CONFIG
     overrides: dict[str, ServerFactory] = {}
     if command == "monitoring":
-        from mcp.monitoring_server import MonitoringServer
-
         # beside a running sidecar its ports are taken: this command still prints its reports
-        overrides["monitoring"] = lambda s, _gate: MonitoringServer(
-            s, report=print_monitoring_report, http_optional=True
+        overrides["monitoring"] = functools.partial(
+            monitoring_server, report=print_monitoring_report, http_optional=True
         )
-    gate = integrator_gate() if any(SERVERS[name].gated for name in names) else None
-    servers, unavailable = build_servers(names, settings, overrides, gate=gate)
-    if command == "all":
-        # the integrator's watch and the Telegram commands belong to the one running sidecar
-        services, down = build_services(settings, servers)
-        servers, unavailable = [*servers, *services], {**unavailable, **down}
-    share_servers_with_integrator(servers)
-    from mcp.tools.runtime import offer_tools_on_dashboard
-
-    offer_tools_on_dashboard(settings, servers)  # MCP over HTTP at /mcp on the dashboard's port
+    # the integrator's watch and the Telegram commands belong to the one running sidecar (`all`)
+    sidecar = build_graph(settings, names, services=command == "all", overrides=overrides)
+    graph, servers = sidecar.graph, sidecar.servers
+    # MCP over HTTP at /mcp on the dashboard's port
+    offer_tools_on_dashboard(settings, servers, integrator=graph.integrator, trading=graph.trading)
     niceness = lower_priority()
     logger.info("sidecar starting (pid %d, nice %d): %s", os.getpid(), niceness, ", ".join(s.name for s in servers))
     notifier = SystemdNotifier()
@@ -291,7 +275,7 @@ def run_servers(settings: Settings, command: str, *, hard_exit: bool = True) -> 
     loop.set_default_executor(executor)
     code = EXIT_FAILED
     try:
-        code = loop.run_until_complete(serve(settings, servers, unavailable=unavailable, notifier=notifier))
+        code = loop.run_until_complete(serve(settings, servers, unavailable=sidecar.unavailable, notifier=notifier))
     finally:
         loop.run_until_complete(shutdown_alerts())  # in this loop: the alert worker lives here
         clean = _close_loop(loop, executor)
@@ -330,11 +314,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _reset_mcp(settings: Settings, reason: str) -> int:
     """`reset-mcp`: close the MCP breaker in its state file (a running sidecar sees it within a second)."""
-    from core.integrations.mcp_risk_integration import MCPRiskIntegrator
+    integrator = build_graph(settings).graph.integrator  # no server runs: only the integrator is used
+    if integrator is None:
+        print("error: the MCP risk integrator cannot be built (the log above says why)", file=sys.stderr)
+        return EXIT_FAILED
 
     async def reset() -> dict[str, Any]:
         try:
-            return await MCPRiskIntegrator(settings).reset_mcp_circuit_breaker(f"CLI: {reason}")
+            return await integrator.reset_mcp_circuit_breaker(f"CLI: {reason}")
         finally:
             await flush_alerts(5.0)  # the reset notice; what is not delivered stays in the outbox
             await close_alerts()
@@ -352,6 +339,7 @@ def _stdio(settings: Settings, requested: Sequence[str]) -> int:
         return EXIT_BAD_CONFIG
     fds = _STDIO_FDS if _STDIO_FDS is not None else claim_stdio()
     configure_logging(settings)  # stderr only: one process per assistant session, no shared log file
+    configure_alerts(settings)  # the monitoring's alert figures from these settings, not a second copy
     names = list(dict.fromkeys(requested)) or selected_servers("all", settings)
     if not names:
         print("error: no server enabled and none named", file=sys.stderr)
@@ -360,18 +348,14 @@ def _stdio(settings: Settings, requested: Sequence[str]) -> int:
 
 
 def run_stdio(settings: Settings, names: Sequence[str], fds: StdioFds, *, hard_exit: bool = True) -> int:
-    """Build the servers (gated ones with the integrator's gate, monitoring without its ports) and serve
-    their tools over stdio in a fresh event loop until the client closes stdin."""
-    from mcp.monitoring_server import MonitoringServer
-    from mcp.tools.runtime import serve_stdio_servers
-
+    """Build the sidecar's graph for `names` (monitoring without its ports) and serve their tools over
+    stdio in a fresh event loop until the client closes stdin."""
     overrides: dict[str, ServerFactory] = {
         # the dashboard and metrics ports belong to the running sidecar, not to an assistant's session
-        "monitoring": lambda s, _gate: MonitoringServer(s, serve_metrics=False, serve_dashboard=False),
+        "monitoring": functools.partial(monitoring_server, serve_metrics=False, serve_dashboard=False),
     }
-    gate = integrator_gate() if any(SERVERS[name].gated for name in names) else None
-    servers, unavailable = build_servers(names, settings, overrides, gate=gate)
-    for name, why in unavailable.items():
+    sidecar = build_graph(settings, names, overrides=overrides)
+    for name, why in sidecar.unavailable.items():
         logger.error("server %s unavailable over stdio: %s", name, why)
     lower_priority()
     loop = asyncio.new_event_loop()
@@ -379,7 +363,11 @@ def run_stdio(settings: Settings, names: Sequence[str], fds: StdioFds, *, hard_e
     loop.set_default_executor(executor)
     code = EXIT_FAILED
     try:
-        code = loop.run_until_complete(serve_stdio_servers(settings, servers, fds))
+        code = loop.run_until_complete(
+            serve_stdio_servers(
+                settings, sidecar.servers, fds, integrator=sidecar.graph.integrator, trading=sidecar.graph.trading
+            )
+        )
     finally:
         clean = _close_loop(loop, executor)
         # issue 10: the testing server's heavy-work cgroup and record go with this process (the loop is closed)
@@ -392,20 +380,15 @@ def run_stdio(settings: Settings, names: Sequence[str], fds: StdioFds, *, hard_e
 
 
 def _scan(settings: Settings, args: argparse.Namespace) -> int:
-    from mcp.codebase_search import scan_command
-    from mcp.containment.policy import lower_heavy_priority
-
     # issue 10: the one-shot scan is heavy work as a whole: idle I/O, and SCHED_IDLE (nice 19 where refused)
     lower_priority()
     logger.info("scan runs under %s", lower_heavy_priority(0).value)
 
     root = args.root if args.root is not None else Path(settings.mcp_search_root)
-    return scan_command(root, args.param, args.json, sys.stdout)
+    return codebase_search.scan_command(root, args.param, args.json, sys.stdout)
 
 
 def _test(settings: Settings, args: argparse.Namespace) -> int:
-    from mcp.testing.cli import test_command
-
     # another tree than the configured project: its own packages and paths, unless given
     own_project = args.root is None
     sources = args.source if args.source is not None else (settings.mcp_testing_source_packages if own_project else [])

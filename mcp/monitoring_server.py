@@ -14,29 +14,24 @@ http://DASHBOARD_HOST:DASHBOARD_PORT/, on the same event loop.
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import psutil
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings, get_settings
-from mcp.containment.runtime import process_isolation
 from mcp.dashboard.app import DEFAULT_MAX_BODY_BYTES, Extension, ResetBreaker
-from mcp.dashboard.serve import integrator_reset, start_dashboard
-from mcp.monitoring.gate_status import GateStatusSource, IntegratorGateStatus
+from mcp.dashboard.serve import start_dashboard
 from mcp.monitoring.http import ServeError, metrics_app, start_site
 from mcp.monitoring.http_guard import HttpGuard
 from mcp.monitoring.metrics import MonitoringMetrics
 from mcp.monitoring.metrics_auth import metrics_middlewares
-from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS
-from mcp.monitoring.service import AlertStatsSource, MonitoringService, alert_totals_from_manager
-from mcp.monitoring.sources import PsutilLike, ServerStatesSource
+from mcp.monitoring.report import collect_report
+from mcp.monitoring.service import MonitoringService
+from mcp.monitoring.sources import ServerStatesSource
+from mcp.monitoring.wiring import MonitoringSources
 from mcp.tools.monitoring_results import HealthReport, PerformanceReport
 
 logger = logging.getLogger(__name__)
@@ -66,9 +61,11 @@ def format_report(report: Mapping[str, Any]) -> list[str]:
 class MonitoringServer:
     """Runs the health checks, serves /metrics; tools: health_report, history.
 
-    Every source has a production default: psutil, the process's MCPRiskIntegrator (`gate_status`), the
-    process's alert manager (`alert_stats`), the supervisor's status file until `set_server_states` is
-    called (`server_states`). Tests pass fakes.
+    `sources` (mcp.monitoring.wiring.MonitoringSources) is what the checks read; each field left None gets
+    its production default (psutil, the supervisor's status file until `set_server_states` is called, the
+    process's alert manager). The gate block of /health and POST /reset-circuit-breaker need the sidecar's
+    MCPRiskIntegrator: `sources.gate_status` and `reset_breaker` (mcp.sidecar_builder wires both). Tests
+    pass fakes.
     """
 
     name = "monitoring"
@@ -77,19 +74,8 @@ class MonitoringServer:
         self,
         settings: Settings | None = None,
         *,
-        state_dir: Path | None = None,
-        breaker_file: Path | None = None,
-        psutil_like: PsutilLike = psutil,  # type: ignore[assignment]
-        pid_exists: Callable[[int], bool] = psutil.pid_exists,
-        clock: Callable[[], float] = time.time,
-        sleep: Callable[[float], Any] = asyncio.sleep,
-        interval: float | None = None,
-        hold: float | None = None,
-        min_cpu_span: float = MIN_CPU_SPAN_SECONDS,
+        sources: MonitoringSources | None = None,
         report: Callable[[dict[str, Any]], None] | None = None,
-        server_states: ServerStatesSource | None = None,
-        gate_status: GateStatusSource | None = None,
-        alert_stats: AlertStatsSource | None = None,
         registry: CollectorRegistry | None = None,
         serve_metrics: bool | None = None,
         metrics_host: str | None = None,
@@ -101,29 +87,15 @@ class MonitoringServer:
         http_optional: bool = False,
         dashboard_extensions: Sequence[Extension] = (),
         dashboard_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        trading: Any = None,
     ) -> None:
         self.settings = settings if settings is not None else get_settings()
+        self.sources = (MonitoringSources() if sources is None else sources).resolved(self.settings)
         self.metrics = MonitoringMetrics(registry)
         self._report_to = report
-        self._alert_stats = alert_totals_from_manager if alert_stats is None else alert_stats
+        self._alert_stats = self.sources.alert_stats
         self.service = MonitoringService.from_settings(
-            self.settings,
-            psutil_like=psutil_like,
-            pid_alive=pid_exists,
-            server_states=server_states,
-            state_dir=state_dir,
-            breaker_file=breaker_file,
-            interval=interval,
-            hold=hold,
-            min_cpu_span=min_cpu_span,
-            clock=clock,
-            sleep=sleep,
-            metrics=self.metrics,
-            gate_status=IntegratorGateStatus(self.settings) if gate_status is None else gate_status,
-            alert_stats=self._alert_stats,
-            on_round=self._after_round,
-            # issue 10: /health says which isolation keeps heavy work from hurting trading
-            isolation=functools.partial(process_isolation, Path(self.settings.state_dir)),
+            self.settings, self.sources, metrics=self.metrics, on_round=self._after_round
         )
         self.serve_metrics = self.settings.metrics_enabled if serve_metrics is None else serve_metrics
         self.metrics_host = self.settings.dashboard_host if metrics_host is None else metrics_host
@@ -131,9 +103,10 @@ class MonitoringServer:
         self.metrics_bound_port: int | None = None
         self.serve_dashboard = self.settings.dashboard_enabled if serve_dashboard is None else serve_dashboard
         self.dashboard_host = self.settings.dashboard_host if dashboard_host is None else dashboard_host
+        # the one read of DASHBOARD_PORT: the dashboard binds it, /mcp's allowed origins are derived from it
         self.dashboard_port = self.settings.dashboard_port if dashboard_port is None else dashboard_port
         self.dashboard_bound_port: int | None = None
-        # None: the process's MCPRiskIntegrator.reset_mcp_circuit_breaker, looked up when the dashboard starts
+        # None: no MCP risk integrator wired in, and POST /reset-circuit-breaker answers 503
         self._reset_breaker = reset_breaker
         # True for `python -m mcp.main_mcp monitoring` beside a running sidecar: a taken port is a warning
         # and the reports still print; the sidecar proper (`all`) fails loudly instead
@@ -141,6 +114,8 @@ class MonitoringServer:
         # routes mounted on the dashboard's app (MCP over HTTP at /mcp) and the body limit they need
         self.dashboard_extensions = tuple(dashboard_extensions)
         self.dashboard_max_body_bytes = dashboard_max_body_bytes
+        # the trading view the dashboard's /api/trading reads (the sidecar's one); None: the view of STATE_DIR
+        self.trading = trading
         self._runners: list[web.AppRunner] = []
 
     def set_server_states(self, source: ServerStatesSource) -> None:
@@ -151,17 +126,19 @@ class MonitoringServer:
         """Serve /metrics and the dashboard, check at once, say ready, then run every check when due until cancelled."""
         try:
             if self.serve_dashboard:
-                reset = self._reset_breaker if self._reset_breaker is not None else await integrator_reset()
+                if self._reset_breaker is None:
+                    logger.warning("no MCP risk integrator wired in: POST /reset-circuit-breaker will answer 503")
                 self.dashboard_bound_port = await self._serve(
                     start_dashboard(
                         self.settings,
                         self,
                         registry=self.metrics.registry,
-                        reset_breaker=reset,
+                        reset_breaker=self._reset_breaker,
                         host=self.dashboard_host,
                         port=self.dashboard_port,
                         extend=self.dashboard_extensions,
                         max_body_bytes=self.dashboard_max_body_bytes,
+                        trading_source=self.trading,
                     )
                 )
             if self.serve_metrics:
@@ -244,8 +221,6 @@ class MonitoringServer:
     async def performance_report(self) -> PerformanceReport:
         """The 📊 PERFORMANCE REPORT now: trades copied and denied by reason, P&L, breaker trips, decision → ack
         p50/p99, the sidecar's CPU and RSS, coverage, alerts sent and suppressed (issue 9)."""
-        from mcp.monitoring.report import collect_report
-
         suppressed = None
         try:
             totals = self._alert_stats()

@@ -6,7 +6,7 @@ enables it when MCP_INTEGRATION_ENABLED says so. Then, every MONITOR_INTERVAL_SE
 runs the half-open trial once the cooldown is over), and after each new test run of the testing server
 it calls `verify_test_coverage()` (coverage below 0.8 × the threshold trips, below the threshold alerts).
 
-It reads the same integrator as the rest of the sidecar (`get_mcp_risk_integrator()`): the gate the
+It is given the same integrator as the rest of the sidecar (mcp.sidecar_builder builds it once): the gate the
 codebase search and testing servers ask, the "gate" block of the monitoring's /health, the dashboard's
 reset and Telegram's /reset_mcp all see one breaker. It is always on in `all` and never gated itself:
 watching is how heavy work gets deferred, so it must keep running while heavy work is held back.
@@ -43,12 +43,6 @@ class CoverageSource(Protocol):
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _process_integrator() -> Any:
-    from core.integrations.mcp_risk_integration import get_mcp_risk_integrator
-
-    return get_mcp_risk_integrator()
 
 
 def run_to_verify(latest: Any, last_seen: str | None) -> str | None:
@@ -129,8 +123,8 @@ def coverage_figures(result: Mapping[str, Any]) -> dict[str, Any]:
 class RiskWatchServer:
     """Runs the integrator's monitoring and coverage checks (see the module docstring); no tools of its own.
 
-    `integrator` defaults to the process's MCPRiskIntegrator, built off the event loop on first use (it
-    loads its state file). `testing` is the sidecar's TestingServer, or None when it does not run.
+    `integrator` is the sidecar's MCPRiskIntegrator (mcp.sidecar_builder builds it once and hands it to
+    everyone). `testing` is the sidecar's TestingServer, or None when it does not run.
     """
 
     name = "risk_integrator"
@@ -138,9 +132,8 @@ class RiskWatchServer:
     def __init__(
         self,
         settings: Settings,
+        integrator: Any,
         *,
-        integrator: Any = None,
-        integrator_factory: Callable[[], Any] = _process_integrator,
         testing: CoverageSource | None = None,
         interval: float | None = None,
         sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
@@ -148,7 +141,6 @@ class RiskWatchServer:
     ) -> None:
         self.settings = settings
         self.integrator = integrator
-        self._factory = integrator_factory
         self.testing = testing
         self.interval = float(interval if interval is not None else settings.monitor_interval_seconds)
         if self.interval <= 0:
@@ -168,7 +160,7 @@ class RiskWatchServer:
 
     async def run(self, ready: asyncio.Event) -> None:
         """Initialise and enable the integrator, check once, say ready, then check every interval."""
-        integrator = await self._integrator()
+        integrator = self.integrator
         await integrator.initialize(None, None)  # None, None: read-only views of the bot's state files
         if self.settings.mcp_integration_enabled:
             await integrator.enable()
@@ -188,8 +180,6 @@ class RiskWatchServer:
     def health(self) -> dict[str, Any]:
         """The MCP breaker, the gate decision, the last monitor_all figures and the last coverage verdict."""
         integrator = self.integrator
-        if integrator is None:
-            return {"status": HealthStatus.STARTING.value, "message": "starting: the integrator is not built yet"}
         breaker = integrator.get_mcp_circuit_breaker_state()
         statistics = integrator.get_statistics()
         status, message = watch_status(breaker, monitor_failures=self.monitor_failures, last_error=self.last_error)
@@ -223,15 +213,9 @@ class RiskWatchServer:
         await self._monitor()
         await self._verify_new_run()
 
-    async def _integrator(self) -> Any:
-        if self.integrator is None:
-            self.integrator = await asyncio.to_thread(self._factory)
-        return self.integrator
-
     async def _monitor(self) -> None:
-        integrator = await self._integrator()
         try:
-            result = await integrator.monitor_all()
+            result = await self.integrator.monitor_all()
         except Exception as e:
             self.monitor_failures += 1
             self.last_error = f"{type(e).__name__}: {e}"
@@ -261,9 +245,8 @@ class RiskWatchServer:
         run_id = run_to_verify(await self._latest_run(), self.last_seen_run)
         if run_id is None:
             return
-        integrator = await self._integrator()
         try:
-            result = await integrator.verify_test_coverage()
+            result = await self.integrator.verify_test_coverage()
         except Exception as e:
             # the integrator answers errors as results; an exception here is a bug: judged once, not retried
             logger.exception("verify_test_coverage failed for run %s", run_id)

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from config.settings import Settings
-from mcp.server import Server
+from mcp.sidecar_graph import SidecarGraph
+from mcp.trading.text import daily_text, pnl_text, positions_text, trades_text
 from utils.alerting.commands import Reply, TelegramCommands
+from utils.alerts import get_alert_manager
 
 logger = logging.getLogger(__name__)
 
@@ -47,18 +48,6 @@ class AlertMuter(Protocol):
     def mute(self, minutes: float) -> float:
         """Mute non-critical alerts for `minutes` (0 unmutes); the epoch time the mute ends."""
         ...
-
-
-def _process_integrator() -> Any:
-    from core.integrations.mcp_risk_integration import get_mcp_risk_integrator
-
-    return get_mcp_risk_integrator()
-
-
-def _process_alert_manager() -> AlertMuter:
-    from utils.alerts import get_alert_manager
-
-    return get_alert_manager()
 
 
 def _percent(value: Any) -> str:
@@ -167,14 +156,13 @@ class SidecarCommandBackend:
         monitoring: Any = None,
         testing: Any = None,
         integrator: Any = None,
-        integrator_factory: Callable[[], Any] = _process_integrator,
-        alert_manager: Callable[[], AlertMuter] = _process_alert_manager,
+        alert_manager: Callable[[], AlertMuter] = get_alert_manager,
         trading: Any = None,
     ) -> None:
         self.monitoring = monitoring
         self.testing = testing
+        # the sidecar's MCPRiskIntegrator (/status, /scan, /reset_mcp); None: those commands say it is missing
         self.integrator = integrator
-        self._integrator_factory = integrator_factory
         self._alert_manager = alert_manager
         # the trading view (mcp.trading.source.TradingSource): /pnl /positions /trades /daily
         self.trading = trading
@@ -186,8 +174,7 @@ class SidecarCommandBackend:
 
     async def _integrator(self) -> Any:
         if self.integrator is None:
-            # building the process's integrator loads its state file: not on the event loop
-            self.integrator = await asyncio.to_thread(self._integrator_factory)
+            raise RuntimeError("no MCP risk integrator in this sidecar: its log says why it could not be built")
         return self.integrator
 
     async def status(self) -> Reply:
@@ -254,26 +241,18 @@ class SidecarCommandBackend:
 
     async def pnl(self) -> Reply:
         """Today's P&L against the daily-loss limit."""
-        from mcp.trading.text import pnl_text
-
         return pnl_text(await self._trading().view())
 
     async def positions(self) -> Reply:
         """What the bot holds."""
-        from mcp.trading.text import positions_text
-
         return positions_text(await self._trading().view())
 
     async def trades(self, count: int) -> Reply:
         """The `count` newest followed trades."""
-        from mcp.trading.text import trades_text
-
         return trades_text(await self._trading().view(trades=count))
 
     async def daily(self, days: int) -> Reply:
         """P&L per trading day."""
-        from mcp.trading.text import daily_text
-
         return daily_text(await self._trading().daily(days))
 
 
@@ -309,18 +288,17 @@ class TelegramCommandsServer:
         return []
 
 
-def build_telegram_commands(settings: Settings, servers: Sequence[Server], **kw: Any) -> TelegramCommandsServer | None:
-    """The commands server over the sidecar's `servers`; None when the settings leave commands off
-    (TelegramCommands.from_settings logs why). `kw` go to TelegramCommands (timeouts)."""
-    by_name = {server.name: server for server in servers}
-    from mcp.trading.source import TradingSource
-
+def build_telegram_commands(graph: SidecarGraph, **kw: Any) -> TelegramCommandsServer | None:
+    """The commands server over the sidecar's graph (its monitoring and testing servers, integrator and
+    trading view); None when the settings leave commands off (TelegramCommands.from_settings logs why).
+    `kw` go to TelegramCommands (timeouts)."""
     backend = SidecarCommandBackend(
-        monitoring=by_name.get("monitoring"),
-        testing=by_name.get("testing"),
-        trading=TradingSource.from_settings(settings),
+        monitoring=graph.server("monitoring"),
+        testing=graph.server("testing"),
+        integrator=graph.integrator,
+        trading=graph.trading,
     )
-    commands = TelegramCommands.from_settings(settings, backend, **kw)
+    commands = TelegramCommands.from_settings(graph.settings, backend, **kw)
     if commands is None:
         return None
     return TelegramCommandsServer(commands, backend)

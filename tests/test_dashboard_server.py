@@ -20,13 +20,14 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from mcp.dashboard import serve
 from mcp.dashboard.security import DashboardBindError
 from mcp.monitoring.http import ServeError
 from mcp.monitoring_server import MonitoringServer
+from mcp.sidecar_builder import build_graph
 from tests.conftest import PROJECT_ROOT
 from tests.fakes.fake_host import FakeHost
 from tests.fakes.monitoring_builders import Clock, bot_snapshot, settings, write_state
+from tests.fakes.monitoring_wiring import monitoring_server
 
 TOKEN = "server-test-token-0123456789"
 GATE = {"market_hours": False, "mcp_circuit_breaker": "closed", "heavy_work_allowed": True, "reason": "ok"}
@@ -62,7 +63,7 @@ def make_server(tmp_path: Path, **kw: Any) -> MonitoringServer:
     kw.setdefault("sleep", clock.sleep)
     kw.setdefault("hold", 0.0)  # verdicts at once; the warm-up is proven in tests/test_health_truth.py
     kw.setdefault("min_cpu_span", 0.0)
-    return MonitoringServer(settings(tmp_path, **overrides), clock=clock, **kw)
+    return monitoring_server(settings(tmp_path, **overrides), clock=clock, **kw)
 
 
 @pytest.fixture
@@ -196,29 +197,32 @@ async def test_without_dashboard_enabled_nothing_listens(tmp_path: Path, running
     assert server.serve_dashboard is False and server.dashboard_bound_port is None
 
 
-async def test_the_reset_comes_from_the_process_integrator(monkeypatch: pytest.MonkeyPatch) -> None:
-    # the process-wide integrator reads the real STATE_DIR: replaced here by an object with its method
-    class Integrator:
-        async def reset_mcp_circuit_breaker(self, by: str = "manual reset") -> dict[str, Any]:
-            return {"state": "closed", "by": by}
+@pytest.mark.integration
+async def test_the_reset_is_the_sidecar_s_integrator(tmp_path: Path, running: Callable[..., Any]) -> None:
+    # the graph of `python -m mcp.main_mcp all`: one integrator, its reset behind POST /reset-circuit-breaker
+    config = settings(tmp_path, dashboard_token=TOKEN, dashboard_port=0, metrics_enabled=False)
+    sidecar = await asyncio.to_thread(build_graph, config, ["monitoring"])  # file reads: off the loop
+    integrator = sidecar.graph.integrator
+    await integrator.trip_mcp_circuit_breaker("sidecar memory 2000 MB is over MCP_RESOURCE_LIMIT_MB=1000")
+    server = await running(sidecar.servers[0])
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{server.dashboard_bound_port}/reset-circuit-breaker"
+        async with session.post(url, headers=headers) as response:
+            assert response.status == 200
+    assert integrator.get_mcp_circuit_breaker_state()["state"] == "closed"
 
-    integrator = Integrator()
-    monkeypatch.setattr(serve, "_process_integrator", lambda: integrator)
-    reset = await serve.integrator_reset()
-    assert reset is not None and await reset("dashboard: test") == {"state": "closed", "by": "dashboard: test"}
 
-
-async def test_an_unavailable_integrator_leaves_the_reset_disabled(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+async def test_without_an_integrator_the_reset_is_disabled(
+    tmp_path: Path, running: Callable[..., Any], caplog: pytest.LogCaptureFixture
 ) -> None:
-    def broken() -> Any:
-        raise OSError("state file unreadable")
-
-    monkeypatch.setattr(serve, "_process_integrator", broken)
-    assert await serve.integrator_reset() is None
+    server = await running(make_server(tmp_path, reset_breaker=None))
     assert "POST /reset-circuit-breaker will answer 503" in caplog.text
-    monkeypatch.setattr(serve, "_process_integrator", lambda: object())
-    assert await serve.integrator_reset() is None
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{server.dashboard_bound_port}/reset-circuit-breaker"
+        async with session.post(url, headers=headers) as response:
+            assert response.status == 503
 
 
 @pytest.mark.integration

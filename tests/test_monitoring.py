@@ -33,6 +33,7 @@ from tests.fakes.monitoring_builders import (
     settings,
     write_state,
 )
+from tests.fakes.monitoring_wiring import monitoring_server
 from tests.waiting import eventually
 
 COMPONENT_KEYS = {"status", "message", "figures", "checked_at", "since"}
@@ -58,7 +59,7 @@ def make_server(tmp_path: Path, clock: Clock | None = None, **kw: Any) -> Monito
     # the warm-up and the baseline are proven in tests/test_health_truth.py
     kw.setdefault("hold", 0.0)
     kw.setdefault("min_cpu_span", 0.0)
-    return MonitoringServer(settings(tmp_path, **overrides), clock=clock, **kw)
+    return monitoring_server(settings(tmp_path, **overrides), clock=clock, **kw)
 
 
 async def report_for(tmp_path: Path, snapshot: Any = None, breaker: Any = None, **kw: Any) -> dict[str, Any]:

@@ -14,6 +14,7 @@ def build_clob_client(settings: Settings) -> ClobClient:
     """
     if settings.trading_mode is TradingMode.PAPER:
         return PaperClobClient(settings)
+    # local: paper trading, the default, never loads the live adapter
     from core.clob.polymarket import PolymarketClobClient
 
     return PolymarketClobClient(settings)

@@ -46,6 +46,7 @@ from mcp.dashboard.security import (
 )
 from mcp.health import HealthStatus, Verdict
 from mcp.monitoring.http import metrics_handler
+from mcp.trading.source import TradingSource
 
 logger = logging.getLogger(__name__)
 
@@ -373,8 +374,6 @@ def build_dashboard_app(
     app[ASSETS_KEY] = {}
     app[CACHE_KEY] = BodyCache(cache_seconds, clock)
     if trading_source is None:
-        from mcp.trading.source import TradingSource
-
         trading_source = TradingSource.from_settings(settings)
     app[TRADING_KEY] = trading_source
 

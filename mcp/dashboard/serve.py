@@ -1,11 +1,10 @@
-"""Starting the dashboard inside the sidecar: refuse an unsafe bind, wire the MCP breaker reset, listen.
+"""Starting the dashboard inside the sidecar: refuse an unsafe bind, mount the MCP breaker reset, listen.
 
 The monitoring server calls `start_dashboard` from its run(); the returned runner is cleaned up on stop.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -21,46 +20,24 @@ from mcp.monitoring.http_guard import HttpGuard
 logger = logging.getLogger(__name__)
 
 
-def _process_integrator() -> Any:
-    from core.integrations.mcp_risk_integration import get_mcp_risk_integrator
-
-    return get_mcp_risk_integrator()
-
-
-async def integrator_reset() -> ResetBreaker | None:
-    """The process's MCPRiskIntegrator.reset_mcp_circuit_breaker, or None (logged) when it cannot be built.
-
-    The integrator loads its state file when first built, so that happens off the event loop.
-    """
-    try:
-        integrator = await asyncio.to_thread(_process_integrator)
-    except Exception:
-        logger.exception("the MCP risk integrator is unavailable: POST /reset-circuit-breaker will answer 503")
-        return None
-    reset = getattr(integrator, "reset_mcp_circuit_breaker", None)
-    if reset is None:
-        logger.error("the MCP risk integrator has no reset_mcp_circuit_breaker: the dashboard cannot reset it")
-    return reset
-
-
 async def start_dashboard(
     settings: Settings,
     monitoring: MonitoringView,
     *,
     registry: Any = None,
     reset_breaker: ResetBreaker | None = None,
-    host: str | None = None,
-    port: int | None = None,
+    host: str,
+    port: int,
     extend: Sequence[Extension] = (),
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    trading_source: Any = None,
 ) -> tuple[web.AppRunner, int]:
-    """Serve the dashboard on DASHBOARD_HOST:DASHBOARD_PORT (or `host`/`port`); returns (runner, bound port).
+    """Serve the dashboard on `host`:`port` (the monitoring server's DASHBOARD_HOST and DASHBOARD_PORT, read
+    once there); returns (runner, bound port). Without `reset_breaker` POST /reset-circuit-breaker answers 503.
 
     Raises DashboardBindError for a non-loopback host without DASHBOARD_TOKEN, and ServeError (naming
     DASHBOARD_PORT) when the port is in use.
     """
-    host = settings.dashboard_host if host is None else host
-    port = settings.dashboard_port if port is None else port
     check_bind_safety(host, settings.dashboard_token)
     if settings.dashboard_token is None:
         logger.info("DASHBOARD_TOKEN not set: POST /reset-circuit-breaker is disabled (403)")
@@ -71,6 +48,7 @@ async def start_dashboard(
         registry=registry,
         extend=extend,
         max_body_bytes=max_body_bytes,
+        trading_source=trading_source,  # None: the view of STATE_DIR
         # issue 11: beyond loopback, /, /health, /api/* and /metrics need the token (bearer or /login cookie)
         read_token_required=not is_loopback_host(host),
     )

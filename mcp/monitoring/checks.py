@@ -16,25 +16,22 @@ The `monitoring` component (the checks themselves on time?) is added by the serv
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
 from pathlib import Path
-
-import psutil
 
 from config.settings import Settings
 from core.integrations.readonly import BREAKER_STATE_FILE_NAME
 from core.risk_snapshot import risk_snapshot_path
 from mcp.monitoring.base import Check, ComponentResult, Primable, Reading
 from mcp.monitoring.bot_checks import CircuitBreakerCheck, ErrorRateWindow, MainBotCheck, TradeExecutorCheck
-from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS, HostCheck, ServersCheck, SidecarCheck
-from mcp.monitoring.sources import BotStateReader, PsutilLike, ServerStatesSource, StatusFileServerStates
+from mcp.monitoring.process_checks import HostCheck, ServersCheck, SidecarCheck
+from mcp.monitoring.sources import BotStateReader, StatusFileServerStates
 from mcp.monitoring.thresholds import (
     HOST_SAMPLE_SECONDS,
     HOST_WINDOW_FACTOR,
     MIN_DURATION_INTERVALS,
     MonitoringLimits,
 )
+from mcp.monitoring.wiring import MonitoringSources
 from mcp.status import STATUS_FILE_NAME
 
 __all__ = [
@@ -53,25 +50,18 @@ __all__ = [
 ]
 
 
-def build_checks(
-    settings: Settings,
-    *,
-    psutil_like: PsutilLike = psutil,  # type: ignore[assignment]
-    pid_alive: Callable[[int], bool] = psutil.pid_exists,
-    server_states: ServerStatesSource | None = None,
-    state_dir: Path | None = None,
-    breaker_file: Path | None = None,
-    interval: float | None = None,
-    clock: Callable[[], float] = time.time,
-    hold: float | None = None,
-    min_cpu_span: float = MIN_CPU_SPAN_SECONDS,
-) -> list[Check]:
-    """Every check of the table above, with intervals from MONITOR_INTERVAL_SECONDS (or `interval`).
+def build_checks(settings: Settings, sources: MonitoringSources | None = None) -> list[Check]:
+    """Every check of the table above, with intervals from MONITOR_INTERVAL_SECONDS (or `sources.interval`).
 
-    Without `server_states`, server states come from this process's supervisor status file. `hold` is the
-    minimum duration of every level and each check's warm-up (default: MIN_DURATION_INTERVALS intervals;
-    tests of the ratings themselves pass 0, and 0 for `min_cpu_span`, the age a CPU baseline needs).
+    Without `sources.server_states`, server states come from this process's supervisor status file.
+    `sources.hold` is the minimum duration of every level and each check's warm-up (default:
+    MIN_DURATION_INTERVALS intervals; tests of the ratings themselves pass 0, and 0 for `min_cpu_span`,
+    the age a CPU baseline needs).
     """
+    sources = MonitoringSources() if sources is None else sources
+    psutil_like, pid_alive, clock = sources.psutil_like, sources.pid_exists, sources.clock
+    state_dir, breaker_file, server_states = sources.state_dir, sources.breaker_file, sources.server_states
+    interval, hold, min_cpu_span = sources.interval, sources.hold, sources.min_cpu_span
     base = float(interval if interval is not None else settings.monitor_interval_seconds)
     folder = Path(state_dir) if state_dir is not None else Path(settings.state_dir)
     limits = MonitoringLimits.from_settings(settings)

@@ -7,7 +7,6 @@ Asking never counts as a deferral (unlike `integrator.gate()`, which is for work
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -43,31 +42,18 @@ def gate_summary(
     }
 
 
-def _process_integrator() -> Any:
-    from core.integrations.mcp_risk_integration import get_mcp_risk_integrator
-
-    return get_mcp_risk_integrator()
-
-
 class IntegratorGateStatus:
-    """Reads the process's MCPRiskIntegrator (built off the loop on first use: it loads its state file)."""
+    """Reads the sidecar's MCPRiskIntegrator (the one mcp.sidecar_builder built and hands to everyone)."""
 
     def __init__(
-        self,
-        settings: Settings,
-        *,
-        integrator_factory: Callable[[], Any] = _process_integrator,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        self, settings: Settings, integrator: Any, *, clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     ) -> None:
         self._hours = MarketHours.from_settings(settings)
-        self._factory = integrator_factory
+        self._integrator = integrator
         self._clock = clock
-        self._integrator: Any = None
 
     async def __call__(self) -> Mapping[str, Any]:
         """The gate block (see `gate_summary`)."""
-        if self._integrator is None:
-            self._integrator = await asyncio.to_thread(self._factory)
         integrator = self._integrator
         refresh = getattr(integrator, "refresh_mcp_circuit_breaker", None)
         if refresh is not None:

@@ -12,11 +12,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
-
-import psutil
 
 from config.settings import Settings
 from mcp.health import verdict
@@ -25,11 +21,14 @@ from mcp.monitoring.checks import build_checks
 from mcp.monitoring.gate_status import GateStatusSource
 from mcp.monitoring.levels import Level
 from mcp.monitoring.metrics import MonitoringMetrics
-from mcp.monitoring.process_checks import MIN_CPU_SPAN_SECONDS, ServersCheck
+from mcp.monitoring.process_checks import ServersCheck
 from mcp.monitoring.scheduler import DEFAULT_CHECK_TIMEOUT_SECONDS, Scheduler
-from mcp.monitoring.sources import PsutilLike, ServerStatesSource, number
+from mcp.monitoring.sources import ServerStatesSource, number
+from mcp.monitoring.wiring import AlertStatsSource, AlertTotals, MonitoringSources, alert_totals_from_manager
 
 logger = logging.getLogger(__name__)
+
+__all__ = ["AlertStatsSource", "AlertTotals", "History", "MonitoringService", "alert_totals_from_manager"]
 
 HISTORY_SIZE = 360
 _NOTHING_CHARTED = object()
@@ -41,26 +40,6 @@ MIN_SLEEP_SECONDS = 0.05
 GATE_REFRESH_SECONDS = 0.5
 FIRST_COMPONENTS = ("main_bot", "trade_executor", "circuit_breaker")
 LAST_COMPONENTS = ("monitoring", "sidecar", "host")
-
-
-@dataclass(frozen=True, slots=True)
-class AlertTotals:
-    """The alert manager's running totals: alerts sent by severity, alerts suppressed."""
-
-    sent_by_severity: Mapping[str, float]
-    suppressed: float
-
-
-AlertStatsSource = Callable[[], AlertTotals | None]
-
-
-def alert_totals_from_manager() -> AlertTotals | None:
-    """The process's alert manager's totals (`sent_by_severity` when it keeps them, `suppressed_count`)."""
-    from utils.alerts import get_alert_manager
-
-    manager = get_alert_manager()
-    sent = getattr(manager, "sent_by_severity", None)
-    return AlertTotals(dict(sent) if isinstance(sent, Mapping) else {}, float(getattr(manager, "suppressed_count", 0)))
 
 
 def unknown_gate(reason: str) -> dict[str, Any]:
@@ -125,34 +104,22 @@ class MonitoringService:
 
     @classmethod
     def from_settings(
-        cls,
-        settings: Settings,
-        *,
-        psutil_like: PsutilLike = psutil,  # type: ignore[assignment]
-        pid_alive: Callable[[int], bool] = psutil.pid_exists,
-        server_states: ServerStatesSource | None = None,
-        state_dir: Path | None = None,
-        breaker_file: Path | None = None,
-        interval: float | None = None,
-        clock: Callable[[], float] = time.time,
-        hold: float | None = None,
-        min_cpu_span: float = MIN_CPU_SPAN_SECONDS,
-        **kw: Any,
+        cls, settings: Settings, sources: MonitoringSources | None = None, **kw: Any
     ) -> MonitoringService:
-        """The standard checks (mcp.monitoring.checks.build_checks) around a new service; `kw` go to __init__."""
-        checks = build_checks(
+        """The standard checks (mcp.monitoring.checks.build_checks) over `sources` (used as given: None is
+        none here; MonitoringServer fills the production defaults) around a new service; `kw` go to __init__."""
+        sources = MonitoringSources() if sources is None else sources
+        return cls(
             settings,
-            psutil_like=psutil_like,
-            pid_alive=pid_alive,
-            server_states=server_states,
-            state_dir=state_dir,
-            breaker_file=breaker_file,
-            interval=interval,
-            clock=clock,
-            hold=hold,
-            min_cpu_span=min_cpu_span,
+            build_checks(settings, sources),
+            clock=sources.clock,
+            sleep=sources.sleep,
+            interval=sources.interval,
+            gate_status=sources.gate_status,
+            alert_stats=sources.alert_stats,
+            isolation=sources.isolation,
+            **kw,
         )
-        return cls(settings, checks, clock=clock, interval=interval, **kw)
 
     def set_server_states(self, source: ServerStatesSource) -> None:
         """Judge the sidecar's servers from `source` (the supervisor's per-server states) from now on."""

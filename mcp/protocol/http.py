@@ -1,7 +1,7 @@
 """Streamable HTTP for MCP at /mcp, mounted on an aiohttp application with one call:
 
     add_mcp_routes(app, dispatcher_factory, token=settings.dashboard_token,
-                   allowed_origins=allowed_origins_from_settings(settings), max_body=DEFAULT_MAX_BODY_BYTES)
+                   allowed_origins=default_allowed_origins(dashboard_port), max_body=DEFAULT_MAX_BODY_BYTES)
 
 POST carries one JSON-RPC message: a request gets `application/json`, or an SSE stream when it is a
 tools/call with a progressToken and the client accepts `text/event-stream` (progress events, then the
@@ -56,11 +56,6 @@ DispatcherFactory = Callable[[], Dispatcher]
 def default_allowed_origins(port: int) -> set[str]:
     """The dashboard's own loopback origins (a browser page served by the dashboard may call /mcp)."""
     return {f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}"}
-
-
-def allowed_origins_from_settings(settings: Any) -> set[str]:
-    """The browser origins allowed to call /mcp: the dashboard's own (DASHBOARD_PORT on loopback)."""
-    return default_allowed_origins(settings.dashboard_port)
 
 
 def normalize_origin(origin: str) -> str:

@@ -23,6 +23,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from config.settings import Settings
+from core.integrations.gate_rules import MarketHours
 from core.risk_snapshot import (
     SnapshotMissingError,
     SnapshotSchemaError,
@@ -30,6 +31,7 @@ from core.risk_snapshot import (
     read_risk_snapshot,
     risk_snapshot_path,
 )
+from mcp.monitoring.gate_status import gate_summary
 from mcp.protocol.clip import clip_repr
 from mcp.protocol.results import ToolError
 from mcp.tools.monitoring_results import (
@@ -83,12 +85,6 @@ DEFAULT_READY_TIMEOUT_SECONDS = 10.0
 METRIC_PREFIX = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]{0,99}$")
 
 
-def _process_integrator() -> Any:
-    from core.integrations.mcp_risk_integration import get_mcp_risk_integrator
-
-    return get_mcp_risk_integrator()
-
-
 async def _call(source: Callable[[], Any]) -> Any:
     value = source()
     return await value if inspect.isawaitable(value) else value
@@ -124,7 +120,7 @@ class MonitoringTools:
         health: HealthSource,
         registry: CollectorRegistry | None = None,
         snapshot_path: Path | None = None,
-        integrator_factory: Callable[[], Any] | None = _process_integrator,
+        integrator: Any = None,
         clock: Callable[[], float] = time.time,
         snapshot_max_age: float = DEFAULT_SNAPSHOT_MAX_AGE_SECONDS,
         ready: asyncio.Event | None = None,
@@ -135,8 +131,9 @@ class MonitoringTools:
         self._health = health
         self._registry = registry
         self._snapshot_path = snapshot_path if snapshot_path is not None else risk_snapshot_path(settings.state_dir)
-        self._integrator_factory = integrator_factory
-        self._integrator: Any = None
+        # the sidecar's MCPRiskIntegrator (get_gate_state); None: that tool answers "unavailable"
+        self._integrator = integrator
+        self._hours = MarketHours.from_settings(settings)
         self._clock = clock
         self._max_age = snapshot_max_age
         self._ready = ready
@@ -222,19 +219,13 @@ class MonitoringTools:
     async def get_gate_state(self) -> GateState | Unavailable | ToolError:
         """The MCP risk integrator's gate: may heavy work (scans, test runs) start now and why not, market hours,
         the MCP circuit breaker's state, and how many heavy jobs were deferred."""
-        if self._integrator_factory is None:
+        if self._integrator is None:
             return {"status": "unavailable", "message": "no MCP risk integrator in this process"}
-        from core.integrations.gate_rules import MarketHours
-        from mcp.monitoring.gate_status import gate_summary
-
         try:
-            if self._integrator is None:
-                # building it reads the integrator's state file: not on the event loop
-                self._integrator = await asyncio.to_thread(self._integrator_factory)
             statistics = self._integrator.get_statistics()
             breaker = self._integrator.get_mcp_circuit_breaker_state()
             now = datetime.fromtimestamp(self._clock(), UTC)
-            summary = gate_summary(statistics, breaker, now, MarketHours.from_settings(self.settings))
+            summary = gate_summary(statistics, breaker, now, self._hours)
         except Exception as e:  # reported as the tool's result; the server goes on
             logger.exception("cannot read the integrator's gate state")
             return {"status": "error", "error": f"gate state unavailable: {type(e).__name__}: {e}"}

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from config.settings import Settings
+from core.ledger_view import LedgerReader
 from core.risk_snapshot import risk_snapshot_path
 from mcp.monitoring.sources import read_snapshot_file
 from mcp.trading.view import LedgerFigures, Limits, pnl_block, trading_view
@@ -40,8 +41,6 @@ def ledger_path(state_dir: Path | str) -> Path:
 
 
 def _ledger_reader(path: Path, timezone: str) -> Any:
-    from core.ledger_view import LedgerReader
-
     return LedgerReader(path, timezone=timezone)
 
 

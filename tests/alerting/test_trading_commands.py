@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,8 +31,11 @@ OPERATOR, STRANGER, CHAT_ID = 1001, 6666, 4242
 POLICY = AccessPolicy(frozenset({CHAT_ID}), frozenset({OPERATOR}))
 
 
-def unavailable() -> None:
-    raise AssertionError("the trading commands never build the risk integrator")
+class NeverAsked:
+    """An integrator the trading commands must never touch."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"the trading commands never use the risk integrator (asked for {name!r})")
 
 
 @pytest.fixture
@@ -39,7 +43,7 @@ async def commands(tmp_path: Path, telegram: FakeTelegram) -> AsyncIterator[Tele
     build_ledger(tmp_path)
     write_snapshot(tmp_path)
     backend = SidecarCommandBackend(
-        trading=TradingSource(tmp_path, Limits(100.0, 200.0, 800.0)), integrator_factory=unavailable
+        trading=TradingSource(tmp_path, Limits(100.0, 200.0, 800.0)), integrator=NeverAsked()
     )
     running = TelegramCommands(
         TOKEN, backend, POLICY, base_url=telegram.base_url, poll_seconds=1.0, read_timeout=2.0, command_timeout=5.0

@@ -76,12 +76,15 @@ async def serve_http() -> None:
     from config.settings import load_settings
     from mcp.monitoring_server import MonitoringServer
     from mcp.protocol.http import add_mcp_routes
-    from mcp.server_registry import build_servers
+    from mcp.sidecar_builder import build_servers
+    from mcp.sidecar_graph import SidecarGraph
     from mcp.tools.runtime import build_dispatcher
 
     settings = load_settings()
-    overrides = {"monitoring": lambda s, _g: MonitoringServer(s, serve_metrics=False, serve_dashboard=False)}
-    servers, _ = build_servers(["codebase_search", "testing", "monitoring"], settings, overrides)
+    overrides = {"monitoring": lambda g: MonitoringServer(g.settings, serve_metrics=False, serve_dashboard=False)}
+    # ungated, no integrator: the round trip of the tools themselves is measured
+    graph = SidecarGraph(settings, gate=None)
+    servers, _ = build_servers(["codebase_search", "testing", "monitoring"], graph, overrides)
     monitoring = next(server for server in servers if server.name == "monitoring")
     await monitoring.check_once()
     dispatcher = build_dispatcher(settings, servers)
@@ -185,11 +188,14 @@ class HttpClient:
 async def in_process(settings: Settings) -> tuple[dict[str, Callable[..., Awaitable[Any]]], Any]:
     """The plain tool functions and a Dispatcher over the same servers, in this process."""
     from mcp.monitoring_server import MonitoringServer
-    from mcp.server_registry import build_servers
+    from mcp.sidecar_builder import build_servers
+    from mcp.sidecar_graph import SidecarGraph
     from mcp.tools.runtime import build_dispatcher
 
-    overrides = {"monitoring": lambda s, _g: MonitoringServer(s, serve_metrics=False, serve_dashboard=False)}
-    servers, _ = build_servers(["codebase_search", "testing", "monitoring"], settings, overrides)
+    overrides = {"monitoring": lambda g: MonitoringServer(g.settings, serve_metrics=False, serve_dashboard=False)}
+    # ungated, no integrator: the round trip of the tools themselves is measured
+    graph = SidecarGraph(settings, gate=None)
+    servers, _ = build_servers(["codebase_search", "testing", "monitoring"], graph, overrides)
     monitoring = next(server for server in servers if server.name == "monitoring")
     await monitoring.check_once()
     dispatcher = build_dispatcher(settings, servers)

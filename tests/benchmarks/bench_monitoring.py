@@ -34,6 +34,7 @@ from aiohttp import web
 from config.settings import Settings
 from core.latency import nearest_rank
 from mcp.monitoring.http import start_site
+from mcp.monitoring.wiring import MonitoringSources
 from mcp.monitoring_server import MonitoringServer
 
 
@@ -95,10 +96,9 @@ async def main(args: argparse.Namespace) -> None:
     }
     server = MonitoringServer(
         Settings(_env_file=None, state_dir=folder),  # type: ignore[call-arg]
-        clock=lambda: now[0],
-        server_states=lambda: states,
-        gate_status=fixed_gate,
-        alert_stats=lambda: None,
+        sources=MonitoringSources(
+            clock=lambda: now[0], server_states=lambda: states, gate_status=fixed_gate, alert_stats=lambda: None
+        ),
         metrics_host="127.0.0.1",
         metrics_port=0,
         serve_metrics=True,

@@ -19,7 +19,7 @@ from config.mcp_config import ConfigurationError, validate_monitoring_config
 from config.settings import Settings
 from mcp.heartbeat import HeartbeatServer, mask_url
 from mcp.server import Server
-from mcp.server_registry import build_services
+from mcp.sidecar_builder import build_graph
 from tests.conftest import PROJECT_ROOT
 from tests.fakes.loopback import serve_on_loopback
 from tests.live_stack import clean_env, free_port, python, start_child
@@ -156,10 +156,11 @@ def test_the_heartbeat_url_is_a_secret_and_optional() -> None:
 
 
 def test_the_heartbeat_service_runs_only_when_a_url_is_set(tmp_path: Any) -> None:
-    services, _ = build_services(settings(state_dir=tmp_path), [])
+    services = build_graph(settings(state_dir=tmp_path), services=True).servers
     assert "heartbeat" not in [service.name for service in services]
     configured = settings(state_dir=tmp_path, heartbeat_url=f"https://hc-ping.example/{CHECK_UUID}")
-    services, unavailable = build_services(configured, [])
+    sidecar = build_graph(configured, services=True)
+    services, unavailable = sidecar.servers, sidecar.unavailable
     heartbeat = next(service for service in services if service.name == "heartbeat")
     assert unavailable == {} and heartbeat.health()["url"] == "https://hc-ping.example/***"
 

@@ -21,6 +21,7 @@ import pytest
 
 from mcp.monitoring.metrics import METRICS, REQUIRED_NAMES, Kind
 from mcp.monitoring.service import AlertTotals
+from mcp.monitoring.wiring import MonitoringSources
 from mcp.monitoring_server import MonitoringServer
 from tests.conftest import PROJECT_ROOT
 from tests.fakes.fake_host import FakeHost
@@ -118,12 +119,14 @@ async def scrape_after_real_rounds(tmp_path: Path) -> bytes:
     states = {"testing": {"state": "running", "status": "healthy", "health": {"last_run": {"coverage": 0.82}}}}
     server = MonitoringServer(
         settings(tmp_path),
-        psutil_like=FakeHost(),
-        pid_exists=lambda pid: True,
-        clock=clock,
-        server_states=lambda: states,
-        gate_status=fixed_gate,
-        alert_stats=lambda: AlertTotals({"critical": 1, "warning": 4}, 9),
+        sources=MonitoringSources(
+            psutil_like=FakeHost(),
+            pid_exists=lambda pid: True,
+            clock=clock,
+            server_states=lambda: states,
+            gate_status=fixed_gate,
+            alert_stats=lambda: AlertTotals({"critical": 1, "warning": 4}, 9),
+        ),
         serve_metrics=True,
         metrics_host="127.0.0.1",
         metrics_port=0,

@@ -22,6 +22,7 @@ from mcp.monitoring_server import MonitoringServer, format_report
 from mcp.server import Server
 from tests.fakes.fake_host import FakeHost
 from tests.fakes.monitoring_builders import Clock, files_state
+from tests.fakes.monitoring_wiring import monitoring_server
 
 NOW = 1_800_000_000.0
 
@@ -60,7 +61,7 @@ def make_server(tmp_path: Path, **kw: Any) -> MonitoringServer:
     # and test_monitoring_checks.py prove those; test_health_truth.py proves the warm-up through the server)
     kw.setdefault("hold", 0.0)
     kw.setdefault("min_cpu_span", 0.0)
-    return MonitoringServer(settings, clock=clock, **kw)
+    return monitoring_server(settings, clock=clock, **kw)
 
 
 async def _no_gate() -> dict[str, Any]:

@@ -16,6 +16,7 @@ from mcp.monitoring.base import Reading
 from mcp.monitoring.gate_status import IntegratorGateStatus, gate_summary
 from mcp.monitoring.levels import Level
 from mcp.monitoring.service import History, MonitoringService, alert_totals_from_manager
+from mcp.monitoring.wiring import MonitoringSources
 from tests.fakes.fake_host import FakeHost
 from tests.fakes.monitoring_builders import NOW, Clock, settings
 from utils import alerts
@@ -89,7 +90,7 @@ async def test_gate_status_reads_a_real_integrator_without_counting_a_deferral(t
     integrator = MCPRiskIntegrator(
         config, clock=lambda: NIGHT, state_file=tmp_path / "mcp_breaker.json", alert=no_alert
     )
-    status = IntegratorGateStatus(config, integrator_factory=lambda: integrator, clock=lambda: NIGHT)
+    status = IntegratorGateStatus(config, integrator, clock=lambda: NIGHT)
     assert (await status())["heavy_work_allowed"] is True
     await integrator.trip_mcp_circuit_breaker("sidecar RSS 1200 MB over 1000 MB")
     closed_off = await status()
@@ -206,9 +207,8 @@ def test_set_server_states_needs_a_servers_check(tmp_path: Path) -> None:
 
 
 async def test_from_settings_builds_every_standard_check(tmp_path: Path) -> None:
-    svc = MonitoringService.from_settings(
-        settings(tmp_path), psutil_like=FakeHost(), pid_alive=lambda pid: True, server_states=lambda: {}
-    )
+    sources = MonitoringSources(psutil_like=FakeHost(), pid_exists=lambda pid: True, server_states=lambda: {})
+    svc = MonitoringService.from_settings(settings(tmp_path), sources)
     intervals = {name: check.interval for name, check in svc.scheduler.checks.items()}
     assert intervals == {
         "main_bot": 10.0,

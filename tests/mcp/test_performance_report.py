@@ -23,6 +23,7 @@ from mcp.monitoring.report import (
     report_figures,
     report_time,
 )
+from mcp.monitoring.wiring import MonitoringSources
 from mcp.protocol.dispatcher import Dispatcher
 from mcp.telegram_backend import SidecarCommandBackend
 from mcp.tools.catalog import ToolSource, build_tool_registry
@@ -231,15 +232,10 @@ async def test_the_real_monitoring_server_builds_the_report_from_its_own_cache(t
     state.mkdir()
     RiskSnapshotWriter(risk_snapshot_path(state)).flush(snapshot())
     settings = Settings(_env_file=None, state_dir=state)  # type: ignore[call-arg]
-    server = MonitoringServer(
-        settings,
-        psutil_like=FakeHost(),
-        pid_exists=lambda pid: True,
-        server_states=lambda: {},
-        alert_stats=lambda: None,
-        serve_metrics=False,
-        serve_dashboard=False,
+    sources = MonitoringSources(
+        psutil_like=FakeHost(), pid_exists=lambda pid: True, server_states=lambda: {}, alert_stats=lambda: None
     )
+    server = MonitoringServer(settings, sources=sources, serve_metrics=False, serve_dashboard=False)
     await server.check_once()
     answer = await server.performance_report()
     assert answer["status"] == "ok" and answer["text"].startswith("📊 PERFORMANCE REPORT\n")

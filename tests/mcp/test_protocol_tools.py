@@ -99,7 +99,7 @@ def build(tmp_path: Path, *, gate: Any = None, health: Any = None, integrator: A
         settings,
         health=(health or StaticHealth(HEALTH)).health_report,
         registry=metrics.registry,
-        integrator_factory=(lambda: integrator or FixedIntegrator()),
+        integrator=integrator or FixedIntegrator(),
     )
     registry = build_tool_registry(
         {
@@ -289,7 +289,7 @@ async def test_gate_state_of_the_real_integrator(tmp_path: Path) -> None:
     tools = MonitoringTools(
         settings,
         health=StaticHealth(HEALTH).health_report,
-        integrator_factory=lambda: integrator,
+        integrator=integrator,
         clock=noon.timestamp,
     )
     gate = await tools.get_gate_state()
@@ -301,13 +301,15 @@ async def test_gate_state_of_the_real_integrator(tmp_path: Path) -> None:
 
 
 async def test_a_broken_integrator_is_an_error_result(tmp_path: Path) -> None:
-    def broken() -> Any:
-        raise OSError("state file unreadable")
+    class Broken:
+        def get_statistics(self) -> Any:
+            raise OSError("state file unreadable")
 
     settings = make_settings(tmp_path)
-    tools = MonitoringTools(settings, health=StaticHealth(HEALTH).health_report, integrator_factory=broken)
-    assert (await tools.get_gate_state())["status"] == "error"
-    no_integrator = MonitoringTools(settings, health=StaticHealth(HEALTH).health_report, integrator_factory=None)
+    tools = MonitoringTools(settings, health=StaticHealth(HEALTH).health_report, integrator=Broken())
+    answer = await tools.get_gate_state()
+    assert answer == {"status": "error", "error": "gate state unavailable: OSError: state file unreadable"}
+    no_integrator = MonitoringTools(settings, health=StaticHealth(HEALTH).health_report, integrator=None)
     assert (await no_integrator.get_gate_state())["status"] == "unavailable"
 
 

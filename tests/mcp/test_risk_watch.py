@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import os
@@ -24,12 +25,16 @@ import pytest
 
 from config.settings import Settings
 from core.integrations.heavy_work_gate import HeavyWorkGate
-from core.integrations.mcp_risk_integration import MCPRiskIntegrator, set_process_integrator
+from core.integrations.mcp_risk_integration import MCPRiskIntegrator
+from mcp import sidecar_builder
 from mcp.health import HealthStatus
+from mcp.monitoring.wiring import MonitoringSources
 from mcp.monitoring_server import MonitoringServer
 from mcp.risk_watch import RiskWatchServer, run_to_verify, watch_status
 from mcp.server import Server
-from mcp.server_registry import SERVERS, build_services, integrator_gate
+from mcp.server_registry import SERVERS, SERVICES
+from mcp.sidecar_builder import build_graph, build_services, monitoring_server
+from mcp.sidecar_graph import SidecarGraph
 from mcp.testing_server import TestingServer
 from tests.fakes.fake_host import FakeHost
 from tests.fakes.fake_psutil import FakeProc
@@ -238,7 +243,7 @@ def test_watch_status(breaker: dict[str, Any], failures: int, status: HealthStat
 
 def test_a_non_positive_interval_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"interval: expected seconds > 0, received 0\.0"):
-        RiskWatchServer(make_settings(tmp_path), interval=0)
+        RiskWatchServer(make_settings(tmp_path), object(), interval=0)
 
 
 # --- monitoring every interval ------------------------------------------------------------------------
@@ -458,27 +463,44 @@ async def test_a_failing_monitor_all_is_contained_and_reported(tmp_path: Path) -
     assert health["status"] == "healthy" and health["monitor_failures"] == 0 and health["monitor"] is not None
 
 
-async def test_health_before_the_integrator_is_built(tmp_path: Path) -> None:
-    watch = RiskWatchServer(make_settings(tmp_path), integrator_factory=lambda: None)
-    assert watch.health() == {"status": "starting", "message": "starting: the integrator is not built yet"}
-
-
 # --- one integrator behind every view -----------------------------------------------------------------
 
 
-async def test_the_watch_the_gate_and_the_monitoring_health_share_the_process_integrator(
+async def test_the_watch_the_gate_and_the_monitoring_health_share_the_sidecar_s_integrator(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings = make_settings(tmp_path)
     tree = FakeProc(pid=100, rss_mb=2000.0)  # over the memory limit from the start
-    integrator = MCPRiskIntegrator(settings, process=tree.handle(), alert=AlertLog())
-    # the process's integrator, as the sidecar's entry point registers it (conftest forgets it after the test)
-    set_process_integrator(integrator)
 
-    services, unavailable = build_services(settings, [ReadyServer("testing")])
-    assert unavailable == {} and [service.name for service in services] == ["risk_integrator"]
-    watch = services[0]
-    assert isinstance(watch, RiskWatchServer) and watch.testing is not None and watch.testing.name == "testing"
+    def integrator_over_a_fake_tree(config: Settings, **kw: Any) -> MCPRiskIntegrator:
+        # the sidecar's graph builds the integrator (its gate, servers): a fake process tree instead of this one
+        return MCPRiskIntegrator(config, process=tree.handle(), **kw)
+
+    monkeypatch.setattr(sidecar_builder, "MCPRiskIntegrator", integrator_over_a_fake_tree)
+    sources = MonitoringSources(
+        psutil_like=FakeHost(),  # type: ignore[arg-type]
+        pid_exists=lambda pid: False,
+        server_states=lambda: {},
+        alert_stats=lambda: None,
+    )
+    build = functools.partial(
+        build_graph,
+        settings,
+        ["testing", "monitoring"],
+        services=True,
+        overrides={
+            "testing": lambda _graph: ReadyServer("testing"),
+            "monitoring": functools.partial(
+                monitoring_server, sources=sources, serve_metrics=False, serve_dashboard=False
+            ),
+        },
+        service_factories={"risk_integrator": SERVICES["risk_integrator"]},
+    )
+    sidecar = await asyncio.to_thread(build)  # file reads: off the loop
+    assert sidecar.unavailable == {}
+    assert [server.name for server in sidecar.servers] == ["testing", "monitoring", "risk_integrator"]
+    watch, monitoring = sidecar.servers[2], sidecar.servers[1]
+    assert isinstance(watch, RiskWatchServer) and watch.testing is sidecar.servers[0]
     ready = asyncio.Event()
     task = asyncio.create_task(watch.run(ready))
     try:
@@ -487,19 +509,11 @@ async def test_the_watch_the_gate_and_the_monitoring_health_share_the_process_in
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert watch.integrator is integrator and integrator.mcp_circuit_breaker_active
+    integrator = sidecar.graph.integrator
+    assert watch.integrator is integrator and integrator is not None and integrator.mcp_circuit_breaker_active
 
-    gate = integrator_gate()
-    assert gate is not None and not (await gate("scan")).allowed
-    monitoring = MonitoringServer(
-        settings,
-        psutil_like=FakeHost(),  # type: ignore[arg-type]
-        pid_exists=lambda pid: False,
-        server_states=lambda: {},
-        alert_stats=lambda: None,
-        serve_metrics=False,
-        serve_dashboard=False,
-    )  # gate_status not given: the production default, the process's integrator
+    assert not (await sidecar.graph.gate("scan")).allowed
+    assert isinstance(monitoring, MonitoringServer)
     report = await monitoring.check_once()
     assert report["gate"]["mcp_circuit_breaker"] == "open"
     assert report["gate"]["heavy_work_allowed"] is False
@@ -509,15 +523,15 @@ async def test_the_watch_the_gate_and_the_monitoring_health_share_the_process_in
 def test_services_are_not_servers_and_a_clash_is_refused(tmp_path: Path) -> None:
     assert "risk_integrator" not in SERVERS and "telegram_commands" not in SERVERS  # no command, no stdio
     with pytest.raises(ValueError, match="service name 'testing' is already a server name"):
-        build_services(make_settings(tmp_path), [], {"testing": lambda _s, _servers: ReadyServer("testing")})
+        build_services(SidecarGraph(make_settings(tmp_path)), {"testing": lambda _graph: ReadyServer("testing")})
 
 
 def test_a_service_that_cannot_be_built_is_reported(tmp_path: Path) -> None:
-    def broken(_settings: Settings, _servers: Any) -> Server:
+    def broken(_graph: SidecarGraph) -> Server:
         raise ImportError("no module named mcp.gone")
 
     services, unavailable = build_services(
-        make_settings(tmp_path), [], {"a": broken, "b": lambda _s, _v: object(), "c": lambda _s, _v: None}
+        SidecarGraph(make_settings(tmp_path)), {"a": broken, "b": lambda _g: object(), "c": lambda _g: None}
     )
     assert services == []
     assert unavailable == {

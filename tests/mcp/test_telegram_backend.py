@@ -24,9 +24,11 @@ from core.integrations.mcp_risk_integration import MCPRiskIntegrator
 from mcp.codebase_search import CodebaseSearchServer
 from mcp.main_mcp import serve, shutdown_alerts
 from mcp.monitoring.gate_status import IntegratorGateStatus
+from mcp.monitoring.wiring import MonitoringSources
 from mcp.monitoring_server import MonitoringServer
 from mcp.server import Server
-from mcp.server_registry import build_services
+from mcp.sidecar_builder import build_graph
+from mcp.sidecar_graph import SidecarGraph
 from mcp.telegram_backend import (
     SidecarCommandBackend,
     TelegramCommandsServer,
@@ -97,16 +99,14 @@ async def sidecar(tmp_path: Path) -> AsyncIterator[Sidecar]:
         settings = settings_for(tmp_path, telegram)
         clock = lambda: IN_MARKET_HOURS  # noqa: E731
         integrator = MCPRiskIntegrator(settings, clock=clock, process=FakeProc(pid=100, rss_mb=40.0).handle())
-        monitoring = MonitoringServer(
-            settings,
+        sources = MonitoringSources(
             psutil_like=FakeHost(),  # type: ignore[arg-type]
             pid_exists=lambda pid: False,
             alert_stats=lambda: None,
-            gate_status=IntegratorGateStatus(settings, integrator_factory=lambda: integrator, clock=clock),
-            serve_metrics=False,
-            serve_dashboard=False,
+            gate_status=IntegratorGateStatus(settings, integrator, clock=clock),
             hold=0.0,  # verdicts at once: the warm-up is proven in tests/test_health_truth.py
         )
+        monitoring = MonitoringServer(settings, sources=sources, serve_metrics=False, serve_dashboard=False)
         testing = TestingServer(settings, history_path=tmp_path / "history.sqlite3")
         # log-only (no token): /mute changes what it would send, and nothing reaches the fake chat
         manager = TelegramAlertManager(settings_for(tmp_path / "alerts"), clock=lambda: MUTE_CLOCK)
@@ -276,12 +276,12 @@ async def test_mute_defaults_to_the_process_alert_manager(tmp_path: Path) -> Non
 
 def test_commands_are_off_without_a_token_or_allowed_users(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO):
-        services, unavailable = build_services(settings_for(tmp_path), [])
-    assert [s.name for s in services] == ["risk_integrator"] and unavailable == {}
+        sidecar = build_graph(settings_for(tmp_path), services=True)
+    assert [s.name for s in sidecar.servers] == ["risk_integrator"] and sidecar.unavailable == {}
     assert "Telegram commands are off: TELEGRAM_BOT_TOKEN is not set" in caplog.messages
     no_users = settings_for(tmp_path, telegram_bot_token=TOKEN, telegram_chat_id=str(CHAT))
     with caplog.at_level(logging.WARNING):
-        assert build_telegram_commands(no_users, []) is None
+        assert build_telegram_commands(SidecarGraph(no_users)) is None
     assert any("TELEGRAM_ALLOWED_USER_IDS" in m for m in caplog.messages)
 
 
@@ -290,11 +290,19 @@ def test_commands_are_built_over_the_sidecar_s_own_servers(tmp_path: Path) -> No
         tmp_path, telegram_bot_token=TOKEN, telegram_chat_id=str(CHAT), telegram_allowed_user_ids=str(OPERATOR)
     )
     monitoring, testing = ReadyServer("monitoring"), ReadyServer("testing")
-    services, _ = build_services(settings, [monitoring, testing])
+    sidecar = build_graph(
+        settings,
+        ["testing", "monitoring"],
+        services=True,
+        overrides={"testing": lambda _graph: testing, "monitoring": lambda _graph: monitoring},
+    )
+    services = sidecar.servers[2:]
     assert [s.name for s in services] == ["risk_integrator", "telegram_commands", "alert_rules"]
     server = services[1]
     assert isinstance(server, TelegramCommandsServer) and isinstance(server, Server)
     assert server.backend.monitoring is monitoring and server.backend.testing is testing
+    # one integrator and one trading view for the whole sidecar
+    assert server.backend.integrator is sidecar.graph.integrator and server.backend.trading is sidecar.graph.trading
     assert server.tools() == [] and server.health()["status"] == "degraded"  # not polling yet
 
 
@@ -308,7 +316,7 @@ async def test_an_unreachable_telegram_is_degraded_health_not_a_failed_start(tmp
         telegram_allowed_user_ids=str(OPERATOR),
         telegram_base_url="http://127.0.0.1:9/bot",
     )
-    server = build_telegram_commands(settings, [], connect_timeout=0.2)
+    server = build_telegram_commands(SidecarGraph(settings), connect_timeout=0.2)
     assert server is not None
     ready = asyncio.Event()
     task = asyncio.create_task(server.run(ready))

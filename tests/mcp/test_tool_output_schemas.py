@@ -103,7 +103,7 @@ async def build(tmp_path: Path, *, gate: Any = None, project: Path = PROJECT, sn
         settings,
         health=monitoring.health_report,
         registry=monitoring.metrics.registry,
-        integrator_factory=lambda: integrator,
+        integrator=integrator,
         report=monitoring.performance_report,
     )
     trading = TradingTools(TradingSource(state, Limits(100.0, 200.0, 800.0)))

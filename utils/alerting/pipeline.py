@@ -139,6 +139,7 @@ def default_channels(config: PipelineConfig) -> dict[str, Channel]:
     """The real channels the configuration asks for (built in a worker thread; they bind to a loop on first use)."""
     channels: dict[str, Channel] = {}
     if config.telegram_enabled and config.telegram_token:
+        # local: python-telegram-bot (~7 MB of RSS) is loaded only by a process that sends to Telegram
         from utils.alerting.telegram_channel import TelegramChannel
 
         channels[TELEGRAM] = TelegramChannel(
