@@ -54,6 +54,7 @@ from core.breaker_rules import (
 )
 from core.breaker_state import BreakerRecord, Trip, iso, record_to_json
 from core.integrations.rules import critical_coverage_below
+from utils.atomic import StateFileError
 from utils.secrets import mask_wallet
 
 if TYPE_CHECKING:
@@ -444,7 +445,7 @@ class CircuitBreaker:
             "as_of": iso(now),
         }
 
-    def _write_pending(self, now: datetime) -> OSError | None:
+    def _write_pending(self, now: datetime) -> OSError | StateFileError | None:
         version, payload = self._store.prepare(record_to_json(self._record), lambda core: self._full_payload(core, now))
         if payload is None:
             return None
@@ -458,7 +459,7 @@ class CircuitBreaker:
             # the MCP methods run on the event loop: the fsync'd write goes to a worker thread
             self._settle(await asyncio.to_thread(self._store.write, version, payload))
 
-    def _settle(self, error: OSError | None) -> None:
+    def _settle(self, error: OSError | StateFileError | None) -> None:
         if self._store.settle(error):
             self._notify("error", f"Circuit-breaker state cannot be written to {self.state_file}: {error}")
 
