@@ -7,12 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
 from core.risk_snapshot import read_risk_snapshot
+from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -43,15 +43,6 @@ def run_main(tmp_path: Path, *args: str, timeout: float = 60, **extra: str) -> s
     )
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
-
-
 def test_paper_run_copies_trades_and_leaves_a_valid_snapshot(tmp_path: Path) -> None:
     done = run_main(tmp_path, "--duration", "4")
     assert done.returncode == 0, done.stderr[-2000:]
@@ -75,7 +66,7 @@ def test_signal_stops_the_bot_cleanly_and_flushes_state(tmp_path: Path, signum: 
         text=True,
     )
     try:
-        assert wait_for(snapshot_path.exists), "the bot never published its snapshot"
+        wait_until(snapshot_path.exists, "the bot publishing its snapshot", within=30.0, every=0.1)
         process.send_signal(signum)
         _, stderr = process.communicate(timeout=30)
     finally:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -25,20 +25,11 @@ from tests.fakes.fake_servers import (
     ReturningServer,
     StubbornServer,
 )
+from tests.waiting import eventually
 from utils.alerts import AlertType
 from utils.sd_notify import SystemdNotifier
 
 NOW = 10_000.0
-
-
-async def eventually(predicate: Callable[[], bool], bound: float = 5.0) -> None:
-    """Let the loop run until `predicate` holds; fail (not time) if it never does within a generous bound."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + bound
-    while not predicate():
-        if loop.time() > deadline:
-            raise AssertionError("condition never became true")
-        await asyncio.sleep(0.002)
 
 
 def make_supervisor(servers: list, clock: FakeClock | None = None, **kw) -> tuple[Supervisor, AlertRecorder]:
@@ -103,7 +94,7 @@ async def test_a_server_counts_as_up_only_once_it_is_ready() -> None:
     supervisor, alerts = make_supervisor([slow, quick])
     supervisor.launch()
     started = asyncio.create_task(supervisor.wait_started())
-    await eventually(lambda: supervisor.records["quick"].state is ServerState.RUNNING)
+    await eventually(lambda: supervisor.records["quick"].state is ServerState.RUNNING, "quick state is RUNNING")
     assert slow.runs == 1
     assert supervisor.records["slow"].state is ServerState.STARTING
     assert not started.done()
@@ -120,7 +111,7 @@ async def test_start_up_timeout_is_a_failed_start_and_the_others_run_on() -> Non
     supervisor, alerts = make_supervisor([never, fine], startup_timeout=0.05)
     supervisor.launch()
     await supervisor.wait_started()
-    await eventually(lambda: supervisor.records["never"].state is ServerState.FAILED)
+    await eventually(lambda: supervisor.records["never"].state is ServerState.FAILED, "never state is FAILED")
     record = supervisor.records["never"]
     assert "did not become ready within 0.05 s" in (record.last_error or "")
     assert never.runs == 4 and never.cancelled == 4  # the first start and 3 restarts, each cancelled
@@ -136,7 +127,7 @@ async def test_start_up_timeout_can_be_set_per_server() -> None:
     never, slow = NeverReadyServer("never"), NeverReadyServer("slow")
     supervisor, _ = make_supervisor([never, slow], startup_timeout=3600, startup_timeouts={"never": 0.05})
     supervisor.launch()
-    await eventually(lambda: supervisor.records["never"].last_error is not None)
+    await eventually(lambda: supervisor.records["never"].last_error is not None, "never last_error is not None")
     assert supervisor.records["never"].last_error == "did not become ready within 0.05 s"
     assert supervisor.records["slow"].state is ServerState.STARTING and slow.cancelled == 0
     await supervisor.stop()
@@ -151,8 +142,10 @@ async def test_a_crash_is_contained_logged_and_restarted(caplog: pytest.LogCaptu
     supervisor, _ = make_supervisor([crashing, steady], clock)
     with caplog.at_level(logging.ERROR, logger="mcp.supervisor"):
         supervisor.launch()
-        await eventually(lambda: supervisor.records["crashing"].restarts == 1)
-        await eventually(lambda: supervisor.records["crashing"].state is ServerState.RUNNING)
+        await eventually(lambda: supervisor.records["crashing"].restarts == 1, "crashing restarts == 1")
+        await eventually(
+            lambda: supervisor.records["crashing"].state is ServerState.RUNNING, "crashing state is RUNNING"
+        )
     record = supervisor.records["crashing"]
     assert record.last_error == "RuntimeError: crashing crash #1"
     assert clock.sleeps == [1.0]
@@ -168,7 +161,7 @@ async def test_three_restarts_within_300s_then_failed_with_a_critical_alert() ->
     clock = FakeClock()
     supervisor, alerts = make_supervisor([crashing, steady], clock)
     supervisor.launch()
-    await eventually(lambda: supervisor.records["crashing"].state is ServerState.FAILED)
+    await eventually(lambda: supervisor.records["crashing"].state is ServerState.FAILED, "crashing state is FAILED")
     assert crashing.runs == 4
     assert clock.sleeps == [1.0, 2.0, 4.0]
     record = supervisor.records["crashing"]
@@ -192,8 +185,8 @@ async def test_crashes_far_apart_keep_being_restarted() -> None:
     crashing = CrashingServer("crashing", crashes=6, before_crash=lambda: clock.advance(400.0))
     supervisor, alerts = make_supervisor([crashing], clock)
     supervisor.launch()
-    await eventually(lambda: supervisor.records["crashing"].restarts == 6)
-    await eventually(lambda: supervisor.records["crashing"].state is ServerState.RUNNING)
+    await eventually(lambda: supervisor.records["crashing"].restarts == 6, "crashing restarts == 6")
+    await eventually(lambda: supervisor.records["crashing"].state is ServerState.RUNNING, "crashing RUNNING")
     assert clock.sleeps == [1.0] * 6  # each crash is the only one in its window
     assert alerts.of_type(AlertType.CRITICAL_ISSUE) == []
     await supervisor.stop()
@@ -209,7 +202,9 @@ async def test_crashes_far_apart_keep_being_restarted() -> None:
 async def test_returning_or_crashing_before_ready_count_as_failures(server: ReadyServer, expected_error: str) -> None:
     supervisor, _ = make_supervisor([server], policy=RestartPolicy(max_attempts=1))
     supervisor.launch()
-    await eventually(lambda: supervisor.records[server.name].last_error is not None)
+    await eventually(
+        lambda: supervisor.records[server.name].last_error is not None, "the server last_error is not None"
+    )
     assert supervisor.records[server.name].last_error == expected_error
     await supervisor.stop()
 
@@ -240,7 +235,7 @@ async def test_stop_waits_for_a_server_that_finishes_its_cleanup_within_the_grac
     supervisor.launch()
     await supervisor.wait_started()
     stopping = asyncio.create_task(supervisor.stop())
-    await eventually(lambda: stubborn.cancelled >= 1)
+    await eventually(lambda: stubborn.cancelled >= 1, "stubborn.cancelled >= 1")
     for _ in range(20):
         await asyncio.sleep(0)
     assert not stopping.done()  # still inside the grace period, waiting for the cleanup
@@ -265,7 +260,7 @@ async def test_stop_gives_up_on_a_server_that_ignores_cancellation_past_the_grac
     (_, body, _, _) = alerts.of_type(AlertType.MCP_SERVERS_STOPPED)[0]
     assert "did not stop in time: stubborn" in body
     stubborn.release.set()  # let the test's loop finish the leftover task
-    await eventually(lambda: stubborn.finished)
+    await eventually(lambda: stubborn.finished, "stubborn.finished")
 
 
 async def test_stop_is_idempotent() -> None:
