@@ -21,7 +21,8 @@ from core.state_lock import (
     lock_path,
     parse_pid,
 )
-from tests.test_main_process import ROOT, bot_env, run_main, wait_for
+from tests.test_main_process import ROOT, bot_env, run_main
+from tests.waiting import wait_until
 
 EXIT_STATE_DIR_BUSY = 3
 
@@ -173,7 +174,7 @@ def test_a_second_bot_on_the_same_folder_exits_at_once_and_trades_nothing(tmp_pa
     snapshot_path = state / "risk_state.json"
     first = start_bot(tmp_path)
     try:
-        assert wait_for(snapshot_path.exists), "the first bot never published its snapshot"
+        wait_until(snapshot_path.exists, "the first bot publishing its snapshot", within=30.0, every=0.1)
         breaker_before = json.loads((state / "circuit_breaker.json").read_text())
 
         second = run_main(tmp_path, "--duration", "5", REPLAY_SPEED="20")
@@ -186,7 +187,12 @@ def test_a_second_bot_on_the_same_folder_exits_at_once_and_trades_nothing(tmp_pa
         assert read_risk_snapshot(snapshot_path)["pid"] == first.pid
         assert json.loads((state / "circuit_breaker.json").read_text())["wallet"] == breaker_before["wallet"]
         published = read_risk_snapshot(snapshot_path)["updated_at_epoch"]
-        assert wait_for(lambda: read_risk_snapshot(snapshot_path)["updated_at_epoch"] > published, timeout=15)
+        wait_until(
+            lambda: read_risk_snapshot(snapshot_path)["updated_at_epoch"] > published,
+            "the first bot publishing a newer snapshot",
+            within=15.0,
+            every=0.1,
+        )
     finally:
         stderr = stop(first)
     assert first.returncode == 0, stderr[-2000:]
@@ -198,7 +204,9 @@ def test_reset_is_refused_while_the_bot_runs_and_allowed_after(tmp_path: Path) -
     breaker_file = tmp_path / "state" / "circuit_breaker.json"
     first = start_bot(tmp_path)
     try:
-        assert wait_for((tmp_path / "state" / "risk_state.json").exists)
+        wait_until(
+            (tmp_path / "state" / "risk_state.json").exists, "the bot publishing its snapshot", within=30.0, every=0.1
+        )
 
         refused = run_main(tmp_path, "--reset-circuit-breaker")
 
@@ -256,7 +264,9 @@ def test_a_refused_bot_leaves_every_file_of_the_folder_as_it_was(tmp_path: Path)
 def test_a_bot_killed_with_sigkill_leaves_no_stale_lock(tmp_path: Path) -> None:
     first = start_bot(tmp_path)
     try:
-        assert wait_for((tmp_path / "state" / "risk_state.json").exists)
+        wait_until(
+            (tmp_path / "state" / "risk_state.json").exists, "the bot publishing its snapshot", within=30.0, every=0.1
+        )
     finally:
         first.send_signal(signal.SIGKILL)
         first.communicate(timeout=30)
